@@ -1,0 +1,1 @@
+"""The chat: the /ws/chat protocol, the Claude agent service and its sessions."""

@@ -1,0 +1,11 @@
+"""WebSocket routes of the chat app."""
+
+from __future__ import annotations
+
+from django.urls import path
+
+from chat.consumers import ChatConsumer
+
+websocket_urlpatterns = [
+    path("ws/chat", ChatConsumer.as_asgi()),
+]

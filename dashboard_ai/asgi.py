@@ -1,0 +1,27 @@
+"""ASGI entry point: HTTP to Django, ``/ws/chat`` to the chat consumer."""
+
+from __future__ import annotations
+
+import os
+
+from django.core.asgi import get_asgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dashboard_ai.settings")
+# Build the Django app first: it sets up the app registry, which the chat routing
+# (models, consumers) needs before it can be imported.
+django_application = get_asgi_application()
+
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from django.conf import settings  # noqa: E402
+
+from chat.routing import websocket_urlpatterns  # noqa: E402
+from dashboard_ai.origins import BrowserOriginValidator  # noqa: E402
+
+application = ProtocolTypeRouter(
+    {
+        "http": django_application,
+        "websocket": BrowserOriginValidator(
+            URLRouter(websocket_urlpatterns), settings.CORS_ALLOWED_ORIGINS
+        ),
+    }
+)

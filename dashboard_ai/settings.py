@@ -1,0 +1,139 @@
+"""Django settings, read once from the environment (and ``.env`` when present).
+
+Every variable is documented in ``.env.example``. Nothing else in the project reads
+``os.environ``; it reads ``django.conf.settings``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from dashboard_ai.env import (
+    ConfigError,
+    env,
+    load_dotenv,
+    read,
+    read_choice,
+    read_float,
+    read_int,
+)
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+load_dotenv(BASE_DIR / ".env")
+
+DEBUG = read("DEBUG", env.bool, False)
+SECRET_KEY = read("SECRET_KEY", env.str, "")
+if not SECRET_KEY:
+    if not DEBUG and read("REQUIRE_SECRET_KEY", env.bool, False):
+        raise ConfigError("SECRET_KEY", "must be set in production")
+    # Sessions and CSRF are not used by the chat; a per-install key is enough for
+    # development. Production sets SECRET_KEY explicitly.
+    SECRET_KEY = "dashboard-ai-development-only-key-" + "x" * 20
+
+PORT = read_int("PORT", 3000, minimum=1)
+if PORT > 65535:
+    raise ConfigError("PORT", f"must be at most 65535, got {PORT}")
+
+ALLOWED_HOSTS = read("ALLOWED_HOSTS", env.list, ["localhost", "127.0.0.1", "[::1]"])
+CORS_ALLOWED_ORIGINS = read("CORS_ORIGIN", env.list, ["http://localhost:2500"])
+for _origin in CORS_ALLOWED_ORIGINS:
+    if not _origin.startswith(("http://", "https://")):
+        raise ConfigError("CORS_ORIGIN", f"entries must start with http:// or https://: {_origin!r}")
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.contenttypes",
+    "django.contrib.staticfiles",
+    "corsheaders",
+    "channels",
+    "workspaces",
+    "chat",
+]
+
+MIDDLEWARE = [
+    "dashboard_ai.middleware.RequestLogMiddleware",
+    "corsheaders.middleware.CorsMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "dashboard_ai.urls"
+ASGI_APPLICATION = "dashboard_ai.asgi.application"
+TEMPLATES: list[dict[str, object]] = []
+STATIC_URL = "static/"
+
+DATABASES = {
+    "default": read("DATABASE_URL", env.db_url, f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
+}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+USE_TZ = True
+TIME_ZONE = "UTC"
+
+REDIS_URL = read("REDIS_URL", env.str, "")
+if REDIS_URL:
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [REDIS_URL]},
+        }
+    }
+else:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+# Security headers (issue: security hardening). Safe defaults that do not break
+# plain-HTTP development; TLS-only switches are opt-in.
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+SECURE_SSL_REDIRECT = read("SECURE_SSL_REDIRECT", env.bool, False)
+SECURE_HSTS_SECONDS = read_int("SECURE_HSTS_SECONDS", 0)
+
+# --- The model -------------------------------------------------------------
+ANTHROPIC_API_KEY = read("ANTHROPIC_API_KEY", env.str, "")
+ANTHROPIC_BASE_URL = read("ANTHROPIC_BASE_URL", env.str, "")
+CLAUDE_MODEL = read("CLAUDE_MODEL", env.str, "")
+CLAUDE_SYSTEM_PROMPT = read("CLAUDE_SYSTEM_PROMPT", env.str, "")
+CLAUDE_MAX_TURNS = read_int("CLAUDE_MAX_TURNS", 30, minimum=1)
+CLAUDE_MAX_BUDGET_USD = read_float("CLAUDE_MAX_BUDGET_USD", 2.0)
+CLAUDE_CODE_MAX_RETRIES = read_int("CLAUDE_CODE_MAX_RETRIES", 2)
+AGENT_IDLE_SECONDS = read_float("AGENT_IDLE_SECONDS", 300.0)
+STOP_DEADLINE_SECONDS = read_float("STOP_DEADLINE_SECONDS", 5.0, minimum=0.5)
+MODEL_STALL_SECONDS = read_float("MODEL_STALL_SECONDS", 60.0, minimum=1.0)
+DATA_DIR = read("DATA_DIR", env.path, BASE_DIR / "var")
+
+# --- Workspaces --------------------------------------------------------------
+WORKSPACE_ROOT = read("WORKSPACE_ROOT", env.path, Path("/tmp/sessions"))
+WORKSPACE_CLEANUP_HOURS = read_float("WORKSPACE_CLEANUP_HOURS", 24.0)
+WORKSPACE_MAX_FILES = read_int("WORKSPACE_MAX_FILES", 500, minimum=1)
+WORKSPACE_MAX_FILE_BYTES = read_int("WORKSPACE_MAX_FILE_BYTES", 5 * 1024 * 1024, minimum=1)
+WORKSPACE_MAX_TOTAL_BYTES = read_int("WORKSPACE_MAX_TOTAL_BYTES", 20 * 1024 * 1024, minimum=1)
+CHAT_MAX_FRAME_BYTES = read_int("CHAT_MAX_FRAME_BYTES", 32 * 1024 * 1024, minimum=1024)
+CHAT_MAX_MESSAGE_CHARS = read_int("CHAT_MAX_MESSAGE_CHARS", 100_000, minimum=1)
+
+# --- Logging -----------------------------------------------------------------
+LOG_LEVEL = read_choice("LOG_LEVEL", "INFO", ("debug", "info", "warning", "error")).upper()
+LOG_FORMAT = read_choice("LOG_FORMAT", "text" if DEBUG else "json", ("text", "json"))
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"redact": {"()": "dashboard_ai.logging.RedactSecretsFilter"}},
+    "formatters": {
+        "text": {"()": "dashboard_ai.logging.TextFormatter"},
+        "json": {"()": "dashboard_ai.logging.JsonFormatter"},
+    },
+    "handlers": {
+        "stdout": {
+            "class": "logging.StreamHandler",
+            "stream": "ext://sys.stdout",
+            "formatter": LOG_FORMAT,
+            "filters": ["redact"],
+        }
+    },
+    "root": {"handlers": ["stdout"], "level": LOG_LEVEL},
+    "loggers": {
+        # daphne logs every request itself; ours carries the duration and status.
+        "django.server": {"level": "WARNING"},
+        "daphne": {"level": "WARNING"},
+    },
+}

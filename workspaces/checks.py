@@ -1,0 +1,1 @@
+"""System checks for the workspace settings (filled in by the workspaces work)."""
