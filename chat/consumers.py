@@ -1,9 +1,117 @@
-"""The /ws/chat consumer (placeholder until the chat issue lands)."""
+"""The ``/ws/chat`` consumer: parse a frame, call the session runner, send frames.
+
+Nothing here runs a turn: :meth:`SessionRunner.submit` queues it and returns, so
+``stop`` and every other frame are read while Claude streams.
+"""
 
 from __future__ import annotations
 
+import json
+import logging
+import time
+from typing import Any
+
 from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+
+from chat.exceptions import ChatError, FrameTooLarge, InvalidMessage, NotInitialized
+from chat.protocol import (
+    ClientFrame,
+    InitFrame,
+    MessageFrame,
+    StopFrame,
+    error_frame_for,
+    parse_client_frame,
+)
+from chat.sessions import SessionRunner, registry
+from workspaces.exceptions import WorkspaceError
+
+logger = logging.getLogger("dashboard_ai.ws")
 
 
 class ChatConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
-    """Speaks the chat protocol of docs/protocol.md."""
+    """Speaks the chat protocol of docs/protocol.md on one socket."""
+
+    async def connect(self) -> None:
+        self.opened_at = time.monotonic()
+        self.runners: dict[str, SessionRunner] = {}
+        await self.accept()
+        logger.info("websocket connected", extra=self._who())
+
+    async def disconnect(self, code: int) -> None:
+        for runner in self.runners.values():
+            runner.leave(self.send_frame)
+        self.runners.clear()
+        logger.info(
+            "websocket disconnected",
+            extra={
+                **self._who(),
+                "closeCode": code,
+                "durationMs": round((time.monotonic() - self.opened_at) * 1000),
+            },
+        )
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        frame: ClientFrame | None = None
+        try:
+            if text_data is None:
+                raise InvalidMessage("Frames must be JSON text, not binary.")
+            if len(text_data) > settings.CHAT_MAX_FRAME_BYTES or (
+                len(text_data.encode("utf-8", "surrogatepass")) > settings.CHAT_MAX_FRAME_BYTES
+            ):
+                raise FrameTooLarge(
+                    f"The frame is larger than {settings.CHAT_MAX_FRAME_BYTES} bytes."
+                )
+            frame = parse_client_frame(text_data)
+            await self.dispatch_frame(frame)
+        except (ChatError, WorkspaceError) as exc:
+            await self.send_error(exc, frame)
+        except Exception:
+            logger.exception("frame handling failed", extra=self._who())
+            await self.send_error(Exception(), frame)
+
+    async def dispatch_frame(self, frame: ClientFrame) -> None:
+        """Hand one validated frame to the session it names."""
+        if isinstance(frame, InitFrame):
+            runner = registry.runner_for(frame.session_id)
+            self.runners[frame.session_id] = runner
+            await self.send_frame(await runner.open(self.send_frame, frame))
+        elif isinstance(frame, MessageFrame):
+            await self.runner(frame.session_id).submit(self.send_frame, frame)
+        elif isinstance(frame, StopFrame):
+            self.runner(frame.session_id).stop()
+
+    def runner(self, session_id: str) -> SessionRunner:
+        """The live runner of a session this socket opened with ``init``."""
+        runner = self.runners.get(session_id)
+        if runner is None or runner.closed:
+            self.runners.pop(session_id, None)
+            raise NotInitialized(f"Send an 'init' for session {session_id!r} first.")
+        return runner
+
+    async def send_frame(self, frame: dict[str, Any]) -> None:
+        """Send one wire frame as JSON text."""
+        await self.send(text_data=json.dumps(frame, ensure_ascii=False))
+
+    async def send_error(self, exc: Exception, about: ClientFrame | None) -> None:
+        """Answer this socket alone with an ``error`` about the frame it sent.
+
+        The session's seq is not advanced: the error is not an event of the session.
+        """
+        error = error_frame_for(exc)
+        if isinstance(about, MessageFrame) and about.client_message_id:
+            error = error.model_copy(update={"client_message_id": about.client_message_id})
+        runner = self.runners.get(about.session_id) if about else None
+        if runner is not None:
+            await self.send_frame(runner.stamp(error))
+        else:
+            session_id = about.session_id if about else None
+            await self.send_frame(error.model_copy(update={"session_id": session_id}).to_wire())
+
+    def _who(self) -> dict[str, Any]:
+        client = self.scope.get("client") or ("?", 0)
+        headers = dict(self.scope.get("headers") or [])
+        return {
+            "client": f"{client[0]}:{client[1]}",
+            "origin": headers.get(b"origin", b"").decode("latin-1")[:200],
+        }

@@ -38,7 +38,7 @@ ALLOWED_HOSTS = read("ALLOWED_HOSTS", env.list, ["localhost", "127.0.0.1", "[::1
 CORS_ALLOWED_ORIGINS = read("CORS_ORIGIN", env.list, ["http://localhost:2500"])
 for _origin in CORS_ALLOWED_ORIGINS:
     if not _origin.startswith(("http://", "https://")):
-        raise ConfigError("CORS_ORIGIN", f"entries must start with http:// or https://: {_origin!r}")
+        raise ConfigError("CORS_ORIGIN", f"entries must start with http(s)://: {_origin!r}")
 
 INSTALLED_APPS = [
     "daphne",

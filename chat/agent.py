@@ -1,0 +1,107 @@
+"""Builds the Claude agent's options for one session: the only place that does.
+
+The agent may use five file tools inside its workspace and nothing else: no shell,
+no settings or hooks from the workspace, no MCP servers, no ``@path`` expansion.
+The CLI runs through ``claude_launcher.sh``, which gives it a clean environment, a
+process group of its own and a parent-death signal.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import claude_agent_sdk
+from claude_agent_sdk import ClaudeAgentOptions
+from django.conf import settings
+
+ALLOWED_TOOLS = ["Read", "Edit", "Write", "Glob", "Grep"]
+LAUNCHER = Path(__file__).with_name("claude_launcher.sh")
+BUNDLED_CLI = Path(claude_agent_sdk.__file__).parent / "_bundled" / "claude"
+
+# The only variables the CLI process keeps (see claude_launcher.sh).
+CLI_ENV_KEEP = (
+    "ANTHROPIC_API_KEY",
+    "ANTHROPIC_BASE_URL",
+    "CLAUDE_CONFIG_DIR",
+    "HOME",
+    "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC",
+    "CLAUDE_CODE_MAX_RETRIES",
+    "CLAUDE_CODE_ENTRYPOINT",
+    "CLAUDE_AGENT_SDK_VERSION",
+    "CLAUDE_CODE_SDK_READS_SESSION_STATE",
+    "CLAUDE_AGENT_SDK_CLIENT_APP",
+    "PWD",
+    "TMPDIR",
+)
+
+DEFAULT_SYSTEM_PROMPT = """\
+You are a dashboard engineer working inside a small React + TypeScript project.
+The user's data files (CSV, JSON) and their dashboard source (TSX) are in the
+current working directory. Build and refine the dashboard the user asks for:
+read the data files to learn their columns, keep components small and typed, and
+write changes with the Edit and Write tools. Only the files in the working
+directory exist for you; never try to reach anything outside it. Reply briefly:
+say what you changed and why."""
+
+
+@dataclass(frozen=True)
+class AgentPaths:
+    """Where one session's CLI keeps its state and reports its pid."""
+
+    config_dir: Path
+    pidfile: Path
+
+
+def paths_for(session_id: str) -> AgentPaths:
+    """A config directory per session: one session can never read another's transcripts."""
+    config_dir = Path(settings.DATA_DIR) / "claude" / session_id
+    return AgentPaths(config_dir=config_dir, pidfile=config_dir / "cli.pid")
+
+
+def model_configured() -> bool:
+    """Whether a turn can reach a model: a key, or a base URL of a local model server."""
+    return bool(settings.ANTHROPIC_API_KEY or settings.ANTHROPIC_BASE_URL)
+
+
+def cli_environment(paths: AgentPaths) -> dict[str, str]:
+    """The variables given to the CLI, on top of which the launcher drops everything else."""
+    env = {
+        "ANTHROPIC_API_KEY": settings.ANTHROPIC_API_KEY or "no-key-configured",
+        "CLAUDE_CONFIG_DIR": str(paths.config_dir),
+        "HOME": str(paths.config_dir),
+        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+        "CLAUDE_CODE_MAX_RETRIES": str(settings.CLAUDE_CODE_MAX_RETRIES),
+        "DASHBOARD_AI_CLAUDE_CLI": str(BUNDLED_CLI),
+        "DASHBOARD_AI_PIDFILE": str(paths.pidfile),
+        "DASHBOARD_AI_ENV_KEEP": " ".join(CLI_ENV_KEEP),
+    }
+    if settings.ANTHROPIC_BASE_URL:
+        env["ANTHROPIC_BASE_URL"] = settings.ANTHROPIC_BASE_URL
+    return env
+
+
+def build_options(
+    *, session_id: str, workspace: Path, resume: str | None = None
+) -> ClaudeAgentOptions:
+    """The options of one session's ``ClaudeSDKClient``."""
+    paths = paths_for(session_id)
+    paths.config_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    paths.config_dir.chmod(0o700)
+    return ClaudeAgentOptions(
+        cwd=str(workspace),
+        cli_path=str(LAUNCHER),
+        tools=list(ALLOWED_TOOLS),
+        permission_mode="acceptEdits",
+        include_partial_messages=True,
+        setting_sources=[],
+        skills=[],
+        verbatim_prompts=True,
+        strict_mcp_config=True,
+        max_turns=settings.CLAUDE_MAX_TURNS,
+        max_budget_usd=settings.CLAUDE_MAX_BUDGET_USD or None,
+        system_prompt=settings.CLAUDE_SYSTEM_PROMPT or DEFAULT_SYSTEM_PROMPT,
+        model=settings.CLAUDE_MODEL or None,
+        resume=resume or None,
+        env=cli_environment(paths),
+    )

@@ -1,0 +1,23 @@
+#!/bin/bash
+# Starts the bundled Claude Code CLI for one chat session (given to the SDK as cli_path).
+#
+# - Clean environment: the SDK passes the whole server environment down; only the
+#   variables named in DASHBOARD_AI_ENV_KEEP survive, so SECRET_KEY, DATABASE_URL and
+#   the rest never reach the CLI (nor the model, through /proc/self/environ).
+# - Own process group (setsid, in place: we are not a group leader), so a stop that
+#   escalates can kill the CLI together with any child it started.
+# - Parent-death signal (setpriv --pdeathsig KILL): the CLI dies with the server.
+# - Its pid (== its process group id after exec) goes to DASHBOARD_AI_PIDFILE.
+set -u
+cli=${DASHBOARD_AI_CLAUDE_CLI:?}
+pidfile=${DASHBOARD_AI_PIDFILE:-}
+keep=" ${DASHBOARD_AI_ENV_KEEP:-} "
+while IFS= read -r name; do
+  case "$keep" in
+    *" $name "*) ;;
+    *) unset "$name" 2>/dev/null ;;
+  esac
+done < <(compgen -e)
+export PATH=/usr/local/bin:/usr/bin:/bin LANG=C.UTF-8
+[ -n "$pidfile" ] && echo $$ > "$pidfile"
+exec /usr/bin/setsid /usr/bin/setpriv --pdeathsig KILL -- "$cli" "$@"

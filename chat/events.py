@@ -1,0 +1,229 @@
+"""Pure translation of SDK messages into protocol frames, one turn at a time.
+
+No sockets, no disk: :class:`TurnTranslator` takes each message the SDK yields and
+returns what to send. Two things need I/O and are handed back to the caller as
+requests rather than frames: :class:`FileTouched` (read the file, send
+``file_changed``) and :class:`TurnEnded` (diff the workspace, send ``complete`` or
+``error``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+from typing import Any
+
+from claude_agent_sdk import (
+    AssistantMessage,
+    ResultMessage,
+    StreamEvent,
+    SystemMessage,
+    ToolResultBlock,
+    ToolUseBlock,
+    UserMessage,
+)
+
+from chat.protocol import ServerFrame, StatusFrame, StreamFrame, ToolResultFrame, ToolStartFrame
+
+PATH_KEYS = ("file_path", "path", "notebook_path")
+FILE_WRITING_TOOLS = frozenset({"Write", "Edit", "MultiEdit"})
+MAX_INPUT_STRING = 1000
+MAX_SUMMARY = 200
+
+
+@dataclass(frozen=True)
+class FileTouched:
+    """A Write or Edit succeeded on ``path`` (relative to the workspace)."""
+
+    path: str
+
+
+@dataclass(frozen=True)
+class TurnEnded:
+    """The SDK's result for the turn, reduced to what the wire needs."""
+
+    result: str
+    is_error: bool
+    subtype: str
+    usage: dict[str, int]
+    cost_usd: float
+    duration_ms: int
+    session_id: str
+    api_error_status: int | None = None
+    errors: tuple[str, ...] = ()
+    interrupted: bool = False
+
+
+Output = ServerFrame | FileTouched | TurnEnded
+
+
+@dataclass
+class TurnTranslator:
+    """Turns the SDK messages of one turn into frames and I/O requests."""
+
+    workspace: PurePosixPath
+    tools_by_id: dict[str, tuple[str, str | None]] = field(default_factory=dict)
+    last_error: str | None = None
+
+    def translate(self, message: object) -> list[Output]:
+        """What to emit for one SDK message (often nothing)."""
+        if isinstance(message, StreamEvent):
+            return self._stream_event(message)
+        if isinstance(message, AssistantMessage):
+            return self._assistant(message)
+        if isinstance(message, UserMessage):
+            return self._user(message)
+        if isinstance(message, SystemMessage):
+            return self._system(message)
+        if isinstance(message, ResultMessage):
+            return [self._result(message)]
+        return []
+
+    def _stream_event(self, message: StreamEvent) -> list[Output]:
+        if message.parent_tool_use_id is not None:
+            return []
+        event = message.event
+        delta = event.get("delta") or {}
+        if event.get("type") == "content_block_delta" and delta.get("type") == "text_delta":
+            text = delta.get("text") or ""
+            return [StreamFrame(text=text)] if text else []
+        return []
+
+    def _assistant(self, message: AssistantMessage) -> list[Output]:
+        if message.error is not None:
+            self.last_error = message.error
+        frames: list[Output] = []
+        for block in message.content:
+            if isinstance(block, ToolUseBlock):
+                path = self._relative(block.input.get("file_path") or block.input.get("path"))
+                self.tools_by_id[block.id] = (block.name, path)
+                frames.append(
+                    ToolStartFrame(
+                        tool_use_id=block.id, tool=block.name, input=self._shown_input(block.input)
+                    )
+                )
+        return frames
+
+    def _user(self, message: UserMessage) -> list[Output]:
+        if isinstance(message.content, str):
+            return []
+        frames: list[Output] = []
+        for block in message.content:
+            if not isinstance(block, ToolResultBlock):
+                continue
+            tool, path = self.tools_by_id.get(block.tool_use_id, ("unknown", None))
+            is_error = bool(block.is_error)
+            frames.append(
+                ToolResultFrame(
+                    tool_use_id=block.tool_use_id,
+                    tool=tool,
+                    is_error=is_error,
+                    summary=summarize_tool_result(tool, path, block.content, is_error),
+                )
+            )
+            if not is_error and tool in FILE_WRITING_TOOLS and path and not _is_outside(path):
+                frames.append(FileTouched(path=path))
+        return frames
+
+    def _system(self, message: SystemMessage) -> list[Output]:
+        if message.subtype != "api_retry":
+            return []
+        data = message.data
+        attempt = _int_or_none(data.get("attempt"))
+        max_attempts = _int_or_none(data.get("max_retries"))
+        status = data.get("error_status")
+        reason = f" (HTTP {status})" if isinstance(status, int) else ""
+        return [
+            StatusFrame(
+                status="retrying",
+                attempt=attempt,
+                max_attempts=max_attempts,
+                message=f"The model API did not answer{reason}; retrying.",
+            )
+        ]
+
+    def _result(self, message: ResultMessage) -> TurnEnded:
+        usage = message.usage or {}
+        return TurnEnded(
+            result=message.result or "",
+            is_error=message.is_error,
+            subtype=message.subtype,
+            usage={
+                key: int(usage.get(key) or 0)
+                for key in (
+                    "input_tokens",
+                    "output_tokens",
+                    "cache_read_input_tokens",
+                    "cache_creation_input_tokens",
+                )
+            },
+            cost_usd=float(message.total_cost_usd or 0.0),
+            duration_ms=int(message.duration_ms or 0),
+            session_id=message.session_id,
+            api_error_status=message.api_error_status,
+            errors=tuple(message.errors or ()),
+            interrupted=message.terminal_reason in ("aborted_streaming", "aborted_tools"),
+        )
+
+    def _relative(self, value: Any) -> str | None:
+        """``value`` relative to the workspace when it is a path inside it."""
+        if not isinstance(value, str) or not value:
+            return None
+        path = PurePosixPath(value)
+        if not path.is_absolute():
+            return value
+        try:
+            return path.relative_to(self.workspace).as_posix()
+        except ValueError:
+            return value
+
+    def _shown_input(self, tool_input: dict[str, Any]) -> dict[str, Any]:
+        shown: dict[str, Any] = {}
+        for key, value in tool_input.items():
+            if key in PATH_KEYS:
+                value = self._relative(value) or value
+            if isinstance(value, str) and len(value) > MAX_INPUT_STRING:
+                value = value[:MAX_INPUT_STRING] + f"… ({len(value)} characters)"
+            shown[key] = value
+        return shown
+
+
+def _is_outside(path: str) -> bool:
+    return path.startswith("/") or path.split("/", 1)[0] == ".."
+
+
+def _int_or_none(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def tool_result_text(content: str | list[dict[str, Any]] | None) -> str:
+    """The text of a tool result, whichever shape the CLI sent it in."""
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    return "\n".join(part.get("text", "") for part in content if isinstance(part, dict))
+
+
+def summarize_tool_result(
+    tool: str, path: str | None, content: str | list[dict[str, Any]] | None, is_error: bool
+) -> str:
+    """A short, human summary of a tool result."""
+    text = tool_result_text(content)
+    lines = [line for line in text.splitlines() if line.strip()]
+    if is_error:
+        summary = _first_line(lines) or "The tool failed."
+    elif tool == "Read":
+        summary = f"Read {path}" if path else "Read a file"
+    elif tool in FILE_WRITING_TOOLS:
+        summary = f"{'Wrote' if tool == 'Write' else 'Edited'} {path}"
+    elif tool in ("Glob", "Grep"):
+        summary = _first_line(lines) if len(lines) <= 1 else f"{len(lines)} matches"
+        summary = summary or "No matches"
+    else:
+        summary = _first_line(lines)
+    return summary[:MAX_SUMMARY]
+
+
+def _first_line(lines: list[str]) -> str:
+    return lines[0].strip() if lines else ""

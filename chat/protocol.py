@@ -1,0 +1,238 @@
+"""The wire schema of ``/ws/chat``: one pydantic model per frame, both directions.
+
+This module is the single source of truth: incoming frames are validated by these
+models, outgoing frames are built from them, and ``docs/protocol.md`` is checked
+against them by a test. Field names are snake_case in Python and camelCase on the
+wire.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any, Literal
+
+from django.conf import settings
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic.alias_generators import to_camel
+
+from chat.exceptions import InvalidJson, InvalidMessage, UnknownType
+from workspaces.paths import validate_session_id
+
+PROTOCOL_VERSION = 1
+
+
+class WireModel(BaseModel):
+    """camelCase on the wire; unknown incoming fields are ignored (forward compatible)."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="ignore", frozen=True
+    )
+
+
+# --- client to server ----------------------------------------------------------
+
+
+class EncodedFile(WireModel):
+    """A file's content with an explicit encoding (``base64`` for binary data)."""
+
+    content: str
+    encoding: Literal["base64", "utf-8"] = "utf-8"
+
+
+FileContent = str | EncodedFile
+ClientMessageId = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+
+
+class ClientFrame(WireModel):
+    """Fields every client frame has."""
+
+    session_id: str
+
+
+class InitFrame(ClientFrame):
+    """Open or re-open a session, (re)writing its workspace from ``files``."""
+
+    type: Literal["init"]
+    files: dict[str, FileContent] | None = None
+
+
+class MessageFrame(ClientFrame):
+    """A chat message: runs one turn of the agent."""
+
+    type: Literal["message"]
+    message: Annotated[str, StringConstraints(min_length=1)]
+    files: dict[str, FileContent] | None = None
+    client_message_id: ClientMessageId | None = None
+
+
+class StopFrame(ClientFrame):
+    """Stop the turn running in the session, if any."""
+
+    type: Literal["stop"]
+
+
+CLIENT_FRAMES: dict[str, type[ClientFrame]] = {
+    "init": InitFrame,
+    "message": MessageFrame,
+    "stop": StopFrame,
+}
+
+
+def parse_client_frame(text: str) -> ClientFrame:
+    """Validate one text frame from a client, raising a :class:`ChatError` subclass."""
+    try:
+        data = json.loads(text)
+    except (json.JSONDecodeError, RecursionError):
+        raise InvalidJson("The frame is not valid JSON.") from None
+    if not isinstance(data, dict):
+        raise InvalidMessage("A frame must be a JSON object with a 'type'.")
+    frame_type = data.get("type")
+    if not isinstance(frame_type, str):
+        raise InvalidMessage("A frame must have a string 'type'.")
+    model = CLIENT_FRAMES.get(frame_type)
+    if model is None:
+        raise UnknownType(f"Unknown frame type {frame_type[:40]!r}.")
+    session_id = data.get("sessionId")
+    if not isinstance(session_id, str):
+        raise InvalidMessage("A frame must have a string 'sessionId'.")
+    validate_session_id(session_id)
+    if frame_type == "message" and isinstance(data.get("message"), str):
+        limit = settings.CHAT_MAX_MESSAGE_CHARS
+        if len(data["message"]) > limit:
+            raise InvalidMessage(f"The message is longer than {limit} characters.")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise InvalidMessage(describe_validation_error(exc)) from None
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """A short account of what is wrong, naming fields but never echoing values."""
+    problems = []
+    for error in exc.errors(include_input=False, include_url=False)[:5]:
+        where = ".".join(str(part) for part in error["loc"]) or "frame"
+        problems.append(f"{where}: {error['msg']}")
+    return "Invalid frame: " + "; ".join(problems)
+
+
+# --- server to client ----------------------------------------------------------
+
+
+class ServerFrame(WireModel):
+    """Fields every server frame has; the session runner stamps them."""
+
+    type: str
+    session_id: str | None = None
+    seq: int = 0
+    client_message_id: str | None = None
+
+    def to_wire(self) -> dict[str, Any]:
+        """The JSON object sent on the socket (camelCase, absent optionals dropped)."""
+        data = self.model_dump(by_alias=True, exclude_none=True)
+        data.setdefault("sessionId", None)
+        return data
+
+
+class ReadyFrame(ServerFrame):
+    """The session is open: its files and whether an earlier conversation exists."""
+
+    type: Literal["ready"] = "ready"
+    files: list[str]
+    resumed: bool
+    message_count: int
+    protocol_version: int = PROTOCOL_VERSION
+
+
+class StreamFrame(ServerFrame):
+    """New text from Claude (only the new part)."""
+
+    type: Literal["stream"] = "stream"
+    text: str
+
+
+class ToolStartFrame(ServerFrame):
+    """Claude started a tool; file paths in ``input`` are relative to the workspace."""
+
+    type: Literal["tool_start"] = "tool_start"
+    tool_use_id: str
+    tool: str
+    input: dict[str, Any]
+
+
+class ToolResultFrame(ServerFrame):
+    """A tool finished."""
+
+    type: Literal["tool_result"] = "tool_result"
+    tool_use_id: str
+    tool: str
+    is_error: bool
+    summary: str
+
+
+class FileChangedFrame(ServerFrame):
+    """A Write or Edit succeeded; the file's new content, so the editor can update."""
+
+    type: Literal["file_changed"] = "file_changed"
+    path: str
+    content: FileContent
+
+
+class StatusFrame(ServerFrame):
+    """Progress that is not text: e.g. the model API is being retried."""
+
+    type: Literal["status"] = "status"
+    status: Literal["retrying", "stopping"]
+    attempt: int | None = None
+    max_attempts: int | None = None
+    message: str
+
+
+class Usage(WireModel):
+    """Token counts of a turn."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_input_tokens: int = 0
+    cache_creation_input_tokens: int = 0
+
+
+class CompleteFrame(ServerFrame):
+    """The turn ended: the files it created or changed, and what it cost."""
+
+    type: Literal["complete"] = "complete"
+    files: dict[str, FileContent]
+    deleted: list[str]
+    result: str
+    stopped: bool
+    usage: Usage
+    cost_usd: float
+    duration_ms: int
+
+
+class ErrorFrame(ServerFrame):
+    """Something went wrong; ``code`` is stable, ``message`` is for a person."""
+
+    type: Literal["error"] = "error"
+    code: str = Field(pattern=r"^[A-Z][A-Z0-9_]*$")
+    message: str
+    recoverable: bool
+
+
+SERVER_FRAMES: tuple[type[ServerFrame], ...] = (
+    ReadyFrame,
+    StreamFrame,
+    ToolStartFrame,
+    ToolResultFrame,
+    FileChangedFrame,
+    StatusFrame,
+    CompleteFrame,
+    ErrorFrame,
+)
+
+
+def error_frame_for(exc: Exception, *, session_id: str | None = None) -> ErrorFrame:
+    """The ``error`` frame for a known error type (chat or workspace error)."""
+    code = getattr(exc, "code", "INTERNAL")
+    message = getattr(exc, "message", None) or "Internal server error."
+    recoverable = getattr(exc, "recoverable", True)
+    return ErrorFrame(session_id=session_id, code=code, message=message, recoverable=recoverable)

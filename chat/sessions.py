@@ -1,0 +1,407 @@
+"""Live chat sessions: one runner per session, owning its Claude agent.
+
+A :class:`SessionRunner` is one asyncio task that owns the session's
+``ClaudeSDKClient`` (the SDK forbids using a client across tasks), takes turns from a
+queue, numbers every event with ``seq`` and fans it out to the session's sockets.
+Consumers never touch the client: they call :meth:`SessionRunner.open`,
+:meth:`~SessionRunner.submit`, :meth:`~SessionRunner.stop` and
+:meth:`~SessionRunner.leave`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+from typing import Any
+
+from claude_agent_sdk import ClaudeSDKClient, ClaudeSDKError
+from django.conf import settings
+
+from chat import agent, store
+from chat.events import FileTouched, TurnEnded, TurnTranslator
+from chat.exceptions import ChatError, InternalError, ModelNotConfigured, SessionBusy
+from chat.outcomes import error_for_result, model_error_for_exception
+from chat.processes import kill_process_group
+from chat.protocol import (
+    CompleteFrame,
+    FileChangedFrame,
+    InitFrame,
+    MessageFrame,
+    ReadyFrame,
+    ServerFrame,
+    StatusFrame,
+    Usage,
+    error_frame_for,
+)
+from workspaces import services as workspaces
+from workspaces.content import encode_for_wire
+from workspaces.exceptions import WorkspaceError
+from workspaces.snapshots import Snapshot, diff_snapshots
+
+logger = logging.getLogger("dashboard_ai.chat")
+
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+REMEMBERED_OUTCOMES = 100
+
+
+@dataclass
+class Turn:
+    """One chat message being answered."""
+
+    message: str
+    client_message_id: str | None
+    stop_requested: asyncio.Event = field(default_factory=asyncio.Event)
+    last_activity: float = field(default_factory=time.monotonic)
+    started: float = field(default_factory=time.monotonic)
+    terminal: dict[str, Any] | None = None
+
+
+class _Close:
+    """Queue sentinel: release the runner if no socket is attached any more."""
+
+
+class SessionRunner:
+    """The one task that owns a session's agent, plus the session's event stream."""
+
+    def __init__(self, session_id: str, registry: SessionRegistry) -> None:
+        self.session_id = session_id
+        self.workspace = workspaces.path_for(session_id)
+        self.seq = 0
+        self.turn: Turn | None = None
+        self.closed = False
+        self._registry = registry
+        self._subscribers: set[Send] = set()
+        self._commands: asyncio.Queue[Turn | _Close] = asyncio.Queue()
+        self._outcomes: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self._client: ClaudeSDKClient | None = None
+        self._task = asyncio.create_task(self._own(), name=f"session:{session_id}")
+
+    # --- called by consumers -----------------------------------------------------
+
+    async def open(self, send: Send, frame: InitFrame) -> dict[str, Any]:
+        """Attach a socket, sync the files it sent, and return its ``ready`` frame."""
+        if frame.files and self.turn is not None:
+            raise SessionBusy("A turn is running; files can be sent again when it ends.")
+        if frame.files:
+            await workspaces.sync_in(session_id=self.session_id, files=_plain(frame.files))
+        else:
+            await workspaces.create(session_id=self.session_id)
+        record = await store.touch(self.session_id)
+        self._subscribers.add(send)
+        ready = ReadyFrame(
+            files=await workspaces.list_files(session_id=self.session_id),
+            resumed=bool(record.sdk_session_id),
+            message_count=record.message_count,
+        )
+        return self.stamp(ready)
+
+    async def submit(self, send: Send, frame: MessageFrame) -> None:
+        """Start a turn for ``frame``, or replay the outcome of one already run."""
+        self._subscribers.add(send)
+        if frame.client_message_id:
+            if (outcome := self._outcomes.get(frame.client_message_id)) is not None:
+                await send(outcome)
+                return
+            if self.turn is not None and self.turn.client_message_id == frame.client_message_id:
+                return  # a resend of the running turn: its frames are on their way
+        if self.turn is not None:
+            raise SessionBusy("A turn is already running in this session; stop it first.")
+        if not agent.model_configured():
+            raise ModelNotConfigured(
+                "The server has no model API key configured (ANTHROPIC_API_KEY)."
+            )
+        turn = Turn(message=frame.message, client_message_id=frame.client_message_id)
+        self.turn = turn  # claimed before the first await: a second message is busy
+        try:
+            if frame.files:
+                await workspaces.sync_in(session_id=self.session_id, files=_plain(frame.files))
+        except BaseException:
+            self.turn = None
+            raise
+        self._commands.put_nowait(turn)
+
+    def stop(self) -> bool:
+        """Ask the running turn to stop; False when there is none."""
+        if self.turn is None:
+            return False
+        self.turn.stop_requested.set()
+        return True
+
+    def leave(self, send: Send) -> None:
+        """Detach a socket; the last one leaving stops the turn and releases the runner."""
+        self._subscribers.discard(send)
+        if not self._subscribers:
+            self.stop()
+            self._commands.put_nowait(_Close())
+
+    # --- events --------------------------------------------------------------------
+
+    def stamp(self, frame: ServerFrame, *, advance: bool = False) -> dict[str, Any]:
+        """``frame`` on the wire with this session's id and seq.
+
+        Events (``advance``) take the next seq and echo the running turn's
+        ``clientMessageId``; replies to one socket carry the current seq unchanged.
+        """
+        update: dict[str, Any] = {"session_id": self.session_id}
+        if advance:
+            self.seq += 1
+            if self.turn is not None and self.turn.client_message_id:
+                update["client_message_id"] = self.turn.client_message_id
+        update["seq"] = self.seq
+        return frame.model_copy(update=update).to_wire()
+
+    async def emit(self, frame: ServerFrame) -> dict[str, Any]:
+        """Number ``frame`` and send it to every socket of the session."""
+        wire = self.stamp(frame, advance=True)
+        for send in list(self._subscribers):
+            try:
+                await send(wire)
+            except Exception:  # a socket that went away; leave() will follow
+                logger.debug("dropping a frame for a closed socket", exc_info=True)
+        return wire
+
+    # --- the owner task ----------------------------------------------------------
+
+    async def _own(self) -> None:
+        try:
+            await workspaces.acquire_lease(session_id=self.session_id)
+            while True:
+                idle = settings.AGENT_IDLE_SECONDS if self._client else None
+                try:
+                    command = await asyncio.wait_for(self._commands.get(), timeout=idle)
+                except TimeoutError:
+                    logger.info("closing idle agent", extra={"sessionId": self.session_id})
+                    await self._close_client()
+                    continue
+                if isinstance(command, _Close):
+                    if self._subscribers or self.turn is not None:
+                        continue
+                    break
+                await self._run(command)
+        except asyncio.CancelledError:
+            if self.turn is not None and self.turn.terminal is None:
+                await self._finish(self.turn, error_frame_for(InternalError("The server stopped.")))
+            raise
+        finally:
+            self.closed = True
+            self._registry.forget(self)
+            await self._close_client()
+            await workspaces.release_lease(session_id=self.session_id)
+
+    async def _run(self, turn: Turn) -> None:
+        """Run one turn to exactly one terminal frame, whatever happens."""
+        terminal: ServerFrame
+        before = await workspaces.snapshot(session_id=self.session_id)
+        try:
+            terminal = await self._converse(turn, before)
+        except ChatError as exc:
+            terminal = error_frame_for(exc)
+        except WorkspaceError as exc:
+            terminal = error_frame_for(exc)
+        except ClaudeSDKError as exc:
+            logger.warning(
+                "agent failed", extra={"sessionId": self.session_id, "error": type(exc).__name__}
+            )
+            await self._close_client()
+            terminal = error_frame_for(model_error_for_exception(exc))
+        except Exception:
+            logger.exception("turn failed", extra={"sessionId": self.session_id})
+            await self._close_client()
+            terminal = error_frame_for(InternalError("Internal server error."))
+        await self._finish(turn, terminal)
+
+    async def _converse(self, turn: Turn, before: Snapshot) -> ServerFrame:
+        client = await self._connected_client()
+        if turn.stop_requested.is_set():
+            return await self._complete(turn, before, stopped=True)
+        await client.query(turn.message)
+        translator = TurnTranslator(workspace=PurePosixPath(self.workspace))
+        pump = asyncio.create_task(self._pump(client, translator, turn))
+        outcome = await self._supervise(pump, turn)
+        if outcome == "done":
+            ended = pump.result()  # re-raises what the agent raised
+            if ended is None:
+                await self._close_client()
+                return error_frame_for(InternalError("The agent ended the turn without a result."))
+        else:
+            ended = _result_if_any(pump)
+        if ended is not None:
+            await store.record_turn(self.session_id, ended.session_id, ended.cost_usd)
+        if outcome == "stalled":
+            return error_frame_for(model_error_for_exception(TimeoutError()))
+        if outcome == "stopped" or (ended is not None and ended.interrupted):
+            return await self._complete(turn, before, stopped=True, ended=ended)
+        assert ended is not None
+        if ended.is_error:
+            return error_frame_for(error_for_result(ended))
+        return await self._complete(turn, before, stopped=False, ended=ended)
+
+    async def _pump(
+        self, client: ClaudeSDKClient, translator: TurnTranslator, turn: Turn
+    ) -> TurnEnded | None:
+        """Translate and emit the SDK messages of the turn until its result."""
+        async for message in client.receive_response():
+            turn.last_activity = time.monotonic()
+            for output in translator.translate(message):
+                if isinstance(output, TurnEnded):
+                    return output
+                if isinstance(output, FileTouched):
+                    await self._emit_file(output.path)
+                elif not turn.stop_requested.is_set() or not isinstance(output, StatusFrame):
+                    await self.emit(output)
+        return None
+
+    async def _supervise(self, pump: asyncio.Task[TurnEnded | None], turn: Turn) -> str:
+        """Wait for the pump; on stop or stall, end it within the stop deadline."""
+        stop = asyncio.create_task(turn.stop_requested.wait())
+        try:
+            while True:
+                done, _ = await asyncio.wait(
+                    {pump, stop}, timeout=1.0, return_when=asyncio.FIRST_COMPLETED
+                )
+                if pump in done:
+                    return "done"
+                if stop in done:
+                    reason = "stopped"
+                    break
+                if time.monotonic() - turn.last_activity > settings.MODEL_STALL_SECONDS:
+                    reason = "stalled"
+                    break
+        finally:
+            stop.cancel()
+        await self._end_pump(pump)
+        return reason
+
+    async def _end_pump(self, pump: asyncio.Task[TurnEnded | None]) -> None:
+        """Interrupt, then close the client, then kill its process group: each on a deadline."""
+        step = settings.STOP_DEADLINE_SECONDS / 3
+        client = self._client
+        if client is not None:
+            try:
+                await asyncio.wait_for(client.interrupt(), timeout=step)
+                await asyncio.wait_for(asyncio.shield(pump), timeout=step)
+                return
+            except (TimeoutError, ClaudeSDKError):
+                logger.warning(
+                    "interrupt did not end the turn", extra={"sessionId": self.session_id}
+                )
+        pump.cancel()
+        try:
+            await asyncio.wait_for(self._close_client(), timeout=step)
+        except TimeoutError:
+            logger.warning("closing the agent timed out", extra={"sessionId": self.session_id})
+        finally:
+            self._client = None
+            kill_process_group(agent.paths_for(self.session_id).pidfile)
+        await asyncio.gather(pump, return_exceptions=True)
+
+    async def _emit_file(self, path: str) -> None:
+        try:
+            content = await workspaces.read_file(session_id=self.session_id, path=path)
+        except WorkspaceError:
+            return  # gone again, or not a regular file: complete will tell
+        await self.emit(FileChangedFrame(path=path, content=encode_for_wire(content)))
+
+    async def _complete(
+        self, turn: Turn, before: Snapshot, *, stopped: bool, ended: TurnEnded | None = None
+    ) -> CompleteFrame:
+        after = await workspaces.snapshot(session_id=self.session_id)
+        diff = diff_snapshots(before, after)
+        files = {**diff.created, **diff.changed}
+        return CompleteFrame(
+            files={path: encode_for_wire(content) for path, content in sorted(files.items())},
+            deleted=diff.deleted,
+            result=ended.result if ended else "",
+            stopped=stopped,
+            usage=Usage(**ended.usage) if ended else Usage(),
+            cost_usd=ended.cost_usd if ended else 0.0,
+            duration_ms=int((time.monotonic() - turn.started) * 1000),
+        )
+
+    async def _finish(self, turn: Turn, terminal: ServerFrame) -> None:
+        """Send the turn's one terminal frame and free the session for the next turn."""
+        if turn.terminal is not None:
+            return
+        turn.terminal = await self.emit(terminal)
+        if turn.client_message_id:
+            self._outcomes[turn.client_message_id] = turn.terminal
+            while len(self._outcomes) > REMEMBERED_OUTCOMES:
+                self._outcomes.popitem(last=False)
+        self.turn = None
+
+    # --- the client --------------------------------------------------------------
+
+    async def _connected_client(self) -> ClaudeSDKClient:
+        if self._client is None:
+            record = await store.touch(self.session_id)
+            options = agent.build_options(
+                session_id=self.session_id,
+                workspace=self.workspace,
+                resume=record.sdk_session_id or None,
+            )
+            client = ClaudeSDKClient(options)
+            await client.connect()
+            self._client = client
+        return self._client
+
+    async def _close_client(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            try:
+                await client.disconnect()
+            except Exception:
+                logger.warning("closing the agent failed", extra={"sessionId": self.session_id})
+            kill_process_group(agent.paths_for(self.session_id).pidfile)
+
+
+class SessionRegistry:
+    """The live runners of this server process, by session id."""
+
+    def __init__(self) -> None:
+        self._runners: dict[str, SessionRunner] = {}
+
+    def runner_for(self, session_id: str) -> SessionRunner:
+        """The session's live runner, started if needed."""
+        runner = self._runners.get(session_id)
+        if runner is None or runner.closed:
+            runner = SessionRunner(session_id, self)
+            self._runners[session_id] = runner
+        return runner
+
+    def get(self, session_id: str) -> SessionRunner | None:
+        """The session's live runner, if any."""
+        runner = self._runners.get(session_id)
+        return None if runner is None or runner.closed else runner
+
+    def forget(self, runner: SessionRunner) -> None:
+        """Called by a runner as it ends."""
+        if self._runners.get(runner.session_id) is runner:
+            del self._runners[runner.session_id]
+
+    @property
+    def active(self) -> int:
+        """How many sessions have a live runner."""
+        return len(self._runners)
+
+
+def _result_if_any(pump: asyncio.Task[TurnEnded | None]) -> TurnEnded | None:
+    """The pump's result if it finished cleanly before it was stopped."""
+    if pump.done() and not pump.cancelled() and pump.exception() is None:
+        return pump.result()
+    return None
+
+
+def _plain(files: dict[str, Any]) -> dict[str, Any]:
+    """Client file contents as plain strings and dicts, for the workspace service."""
+    return {
+        path: content if isinstance(content, str) else content.model_dump()
+        for path, content in files.items()
+    }
+
+
+registry = SessionRegistry()
