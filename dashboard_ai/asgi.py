@@ -13,9 +13,15 @@ django_application = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.conf import settings  # noqa: E402
+from django.core.management import call_command  # noqa: E402
 
 from chat.routing import websocket_urlpatterns  # noqa: E402
 from dashboard_ai.origins import BrowserOriginValidator  # noqa: E402
+
+if settings.AUTO_MIGRATE:
+    # A plain `daphne dashboard_ai.asgi:application` must work on a fresh machine with
+    # no other step; deployments that migrate separately set AUTO_MIGRATE=0.
+    call_command("migrate", interactive=False, verbosity=0)
 
 application = ProtocolTypeRouter(
     {

@@ -66,6 +66,7 @@ STATIC_URL = "static/"
 DATABASES = {
     "default": read("DATABASE_URL", env.db_url, f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
 }
+AUTO_MIGRATE = read("AUTO_MIGRATE", env.bool, True)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 USE_TZ = True
 TIME_ZONE = "UTC"

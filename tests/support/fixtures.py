@@ -1,0 +1,47 @@
+"""Fixtures for end-to-end chat tests: one scripted model and one live backend per run."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from itertools import count
+
+import pytest
+
+from scripted_model.server import ScriptedModelServer
+from tests.support.live import ChatClient, LiveServer, server_env
+
+_session_numbers = count(1)
+
+
+@pytest.fixture(scope="session")
+def shared_model() -> Iterator[ScriptedModelServer]:
+    """A scripted model server for the whole run; tests pick scripts with ``[script:NAME]``."""
+    with ScriptedModelServer(script="echo") as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def backend(
+    tmp_path_factory: pytest.TempPathFactory, shared_model: ScriptedModelServer
+) -> Iterator[LiveServer]:
+    """The backend under daphne for the whole run."""
+    data = tmp_path_factory.mktemp("live")
+    server = LiveServer(data=data, env=server_env(data, shared_model.url))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def session_id(request: pytest.FixtureRequest) -> str:
+    """A session id no other test uses."""
+    name = request.node.name.split("[")[0][-40:]
+    return f"t{next(_session_numbers)}-{name}".replace(".", "_")
+
+
+@pytest.fixture
+async def chat(backend: LiveServer) -> AsyncIterator[ChatClient]:
+    """A connected chat client on the live server."""
+    client = await ChatClient.connect(backend.ws_url)
+    yield client
+    await client.close()

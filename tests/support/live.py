@@ -1,0 +1,200 @@
+"""A real backend (daphne in a subprocess) and a real WebSocket client, for end-to-end tests."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import websockets
+
+ROOT = Path(__file__).resolve().parents[2]
+DAPHNE = Path(sys.executable).with_name("daphne")
+TEST_API_KEY = "sk-ant-test-LEAKCANARY-0123456789abcdef"
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class LiveServer:
+    """The backend under daphne, configured by environment variables only."""
+
+    data: Path
+    env: dict[str, str]
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/ws/chat"
+
+    @property
+    def http_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def log_path(self) -> Path:
+        return self.data / "server.log"
+
+    def start(self, timeout: float = 20.0) -> None:
+        """Start daphne and wait until /health answers."""
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [
+                str(DAPHNE),
+                "-b",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "--websocket-max-message-size",
+                str(64 * 1024 * 1024),
+                "--websocket-max-frame-size",
+                str(64 * 1024 * 1024),
+                "dashboard_ai.asgi:application",
+            ],
+            cwd=ROOT,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        log.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited:\n{self.log_path.read_text()[-3000:]}")
+            try:
+                self.get_json("/health")
+                return
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError(f"server did not start:\n{self.log_path.read_text()[-3000:]}")
+
+    def stop(self, timeout: float = 15.0) -> int | None:
+        """SIGTERM the server and wait; SIGKILL if it does not exit in time."""
+        if self.process is None:
+            return None
+        process, self.process = self.process, None
+        process.send_signal(signal.SIGTERM)
+        try:
+            return process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+            return None
+
+    def get_json(self, path: str, headers: dict[str, str] | None = None) -> Any:
+        request = urllib.request.Request(self.http_url + path, headers=headers or {})
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return json.loads(response.read())
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def server_env(data: Path, model_url: str, **overrides: str) -> dict[str, str]:
+    """The environment of a test server: everything under ``data``, model on loopback."""
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "DEBUG": "0",
+        "LOG_FORMAT": "json",
+        "LOG_LEVEL": "info",
+        "SECRET_KEY": "test-secret-key-LEAKCANARY-not-for-production",
+        "DATA_DIR": str(data / "var"),
+        "WORKSPACE_ROOT": str(data / "workspaces"),
+        "DATABASE_URL": f"sqlite:///{data / 'db.sqlite3'}",
+        "ANTHROPIC_API_KEY": TEST_API_KEY,
+        "ANTHROPIC_BASE_URL": model_url,
+        "CLAUDE_CODE_MAX_RETRIES": "1",
+        "MODEL_STALL_SECONDS": "4",
+        "STOP_DEADLINE_SECONDS": "3",
+    }
+    env.update(overrides)
+    return env
+
+
+class ChatClient:
+    """A WebSocket client that speaks the chat protocol and keeps every frame it got."""
+
+    def __init__(self, ws: websockets.ClientConnection) -> None:
+        self.ws = ws
+        self.frames: list[dict[str, Any]] = []
+
+    @classmethod
+    async def connect(cls, url: str, **kwargs: Any) -> ChatClient:
+        return cls(await websockets.connect(url, max_size=None, **kwargs))
+
+    async def send(self, frame: dict[str, Any]) -> None:
+        await self.ws.send(json.dumps(frame))
+
+    async def send_raw(self, text: str | bytes) -> None:
+        await self.ws.send(text)
+
+    async def recv(self, timeout: float = 30.0) -> dict[str, Any]:
+        frame = json.loads(await asyncio.wait_for(self.ws.recv(), timeout))
+        self.frames.append(frame)
+        return frame
+
+    async def until(self, *types: str, timeout: float = 60.0) -> list[dict[str, Any]]:
+        """Frames up to and including the first whose type is one of ``types``."""
+        got = []
+        deadline = time.monotonic() + timeout
+        while True:
+            frame = await self.recv(max(0.1, deadline - time.monotonic()))
+            got.append(frame)
+            if frame["type"] in types:
+                return got
+
+    async def turn(self, timeout: float = 60.0) -> list[dict[str, Any]]:
+        """The frames of a turn, up to its terminal ``complete`` or ``error``."""
+        return await self.until("complete", "error", timeout=timeout)
+
+    async def init(self, session_id: str, **fields: Any) -> dict[str, Any]:
+        await self.send({"type": "init", "sessionId": session_id, **fields})
+        return (await self.until("ready", "error"))[-1]
+
+    async def message(self, session_id: str, text: str, **fields: Any) -> list[dict[str, Any]]:
+        await self.send({"type": "message", "sessionId": session_id, "message": text, **fields})
+        return await self.turn()
+
+    async def nothing(self, timeout: float = 0.3) -> bool:
+        """True when no frame arrives within ``timeout``."""
+        try:
+            frame = await asyncio.wait_for(self.ws.recv(), timeout)
+        except TimeoutError:
+            return True
+        self.frames.append(json.loads(frame))
+        return False
+
+    async def close(self) -> None:
+        await self.ws.close()
+
+
+def claude_processes(marker: str) -> list[int]:
+    """Pids of live CLI processes whose environment or cwd mentions ``marker``."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes()
+            if b"claude" not in cmdline:
+                continue
+            if marker in os.readlink(proc / "cwd"):
+                pids.append(int(proc.name))
+        except OSError:
+            continue
+    return pids
