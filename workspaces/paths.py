@@ -1,0 +1,122 @@
+"""The one gate for session ids and paths inside a workspace (pure and synchronous).
+
+Every path that reaches the disk, whether a client sync or an agent tool call, goes
+through :func:`resolve_inside`. It refuses rather than repairs: a path is accepted
+only if it is a plain relative POSIX path whose resolved form (symlinks followed)
+stays inside the workspace root.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import unicodedata
+from pathlib import Path
+
+from workspaces.exceptions import InvalidPath, InvalidSessionId, short_repr
+
+security_log = logging.getLogger("dashboard_ai.security")
+
+SESSION_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
+NAME_MAX = 255
+PATH_MAX = 4096
+
+_DRIVE_RE = re.compile(r"[A-Za-z]:")
+# Unicode categories refused anywhere in a path: controls, lone surrogates, and the
+# line/paragraph separators that would split a log line.
+_REFUSED_CATEGORIES = frozenset({"Cc", "Cs", "Zl", "Zp"})
+# Slash look-alikes that NFKC leaves alone (NFKC already maps the fullwidth and small
+# forms of '/', '\\' and '.' to ASCII, which the normalisation check catches).
+_SLASH_LOOKALIKES = frozenset("\u2044\u2215\u2216\u29f8\u29f9")
+_STRUCTURAL = "/\\."
+
+
+def is_valid_session_id(session_id: object) -> bool:
+    """Whether ``session_id`` is 1-64 ASCII letters, digits, ``_`` or ``-``."""
+    return isinstance(session_id, str) and SESSION_ID_RE.fullmatch(session_id) is not None
+
+
+def validate_session_id(session_id: str) -> str:
+    """Return ``session_id`` unchanged, or log and raise :class:`InvalidSessionId`."""
+    if not is_valid_session_id(session_id):
+        security_log.warning(
+            "session id refused",
+            extra={"session_id": short_repr(session_id), "reason": "invalid session id"},
+        )
+        raise InvalidSessionId(session_id)
+    return session_id
+
+
+def _refuse(path: object, reason: str) -> InvalidPath:
+    """Log one security line for a refused path and build the error to raise."""
+    security_log.warning("path refused", extra={"path": short_repr(path), "reason": reason})
+    return InvalidPath(path, reason)
+
+
+def path_problem(path: str) -> str | None:
+    """Why ``path`` is not a plain relative POSIX path, or ``None`` if it is one.
+
+    Pure and silent (no disk, no log): :func:`resolve_inside` applies it first, and
+    workspace listings use it to leave out names the gate would refuse.
+    """
+    if not path:
+        return "empty path"
+    if "\x00" in path:
+        return "contains a NUL byte"
+    if any(unicodedata.category(ch) in _REFUSED_CATEGORIES for ch in path):
+        return "contains a control character"
+    if "\\" in path:
+        return "contains a backslash"
+    if path.startswith("/"):
+        return "absolute path"
+    if _DRIVE_RE.match(path):
+        return "starts with a drive letter"
+    normalised = unicodedata.normalize("NFKC", path)
+    if any(normalised.count(ch) != path.count(ch) for ch in _STRUCTURAL) or any(
+        ch in _SLASH_LOOKALIKES for ch in path
+    ):
+        return "contains a look-alike of '/', '\\' or '.'"
+    encoded_length = len(path.encode("utf-8"))
+    if encoded_length >= PATH_MAX:
+        return f"longer than {PATH_MAX - 1} bytes"
+    for segment in path.split("/"):
+        if not segment:
+            return "empty segment"
+        if segment.startswith("..") or segment == ".":
+            return "'.' or '..' segment"
+        if segment.endswith((".", " ")):
+            return "segment ends with a dot or space"
+        if len(segment.encode("utf-8")) > NAME_MAX:
+            return f"segment longer than {NAME_MAX} bytes"
+    return None
+
+
+def resolve_inside(root: Path, path: str) -> Path:
+    """The absolute, resolved location of ``path`` inside ``root``.
+
+    Raises :class:`InvalidPath` (after one ``dashboard_ai.security`` log line) unless
+    ``path`` is a plain relative POSIX path and, with symlinks followed, it lands
+    strictly inside ``root``. The returned path is resolved, so a caller acting on
+    it does not follow a symlink that was checked here. Nothing is decoded: a
+    literal ``%2e%2e`` is an ordinary file name.
+    """
+    if not isinstance(path, str):
+        raise _refuse(path, "not a string")
+    problem = path_problem(path)
+    if problem is not None:
+        raise _refuse(path, problem)
+    real_root = root.resolve()
+    if len(str(real_root).encode("utf-8")) + 1 + len(path.encode("utf-8")) >= PATH_MAX:
+        raise _refuse(path, f"longer than {PATH_MAX - 1} bytes with the workspace root")
+    try:
+        candidate = (real_root / path).resolve()
+    except (OSError, RuntimeError):  # RuntimeError: a symlink loop on Python < 3.13
+        raise _refuse(path, "cannot be resolved") from None
+    if candidate == real_root or not candidate.is_relative_to(real_root):
+        raise _refuse(path, "resolves outside the workspace")
+    return candidate
+
+
+def relative_to_root(root: Path, absolute: Path) -> str:
+    """``absolute`` as a POSIX path relative to ``root`` (which is resolved first)."""
+    return absolute.relative_to(root.resolve()).as_posix()
