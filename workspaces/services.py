@@ -1,0 +1,429 @@
+"""Workspace services: the only code that touches workspace files on disk.
+
+A workspace is ``settings.WORKSPACE_ROOT / <session_id>``. Every client or agent path
+goes through :func:`workspaces.paths.resolve_inside`. The async services cross to a
+thread once per call, so a batch of files costs one hop, not one per file.
+Directories are created with mode 0700 and files with 0600, whatever the umask.
+
+Leases live in ``WORKSPACE_ROOT/.leases/<session_id>`` and hold the PID of the
+server process using the workspace; the cleanup command skips leased workspaces.
+A dot-name cannot collide with a session id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import os
+import shutil
+import stat
+import tempfile
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from django.conf import settings
+
+from workspaces.content import FileContent, decode_from_wire
+from workspaces.exceptions import InvalidPath, PayloadTooLarge, WorkspaceNotFound, short_repr
+from workspaces.paths import (
+    is_valid_session_id,
+    path_problem,
+    resolve_inside,
+    validate_session_id,
+)
+from workspaces.snapshots import (
+    SKIPPED_DIRS,
+    TEMP_PREFIX,
+    TEMP_SUFFIX,
+    FileState,
+    Snapshot,
+    is_system_file,
+)
+
+DIR_MODE = 0o700
+FILE_MODE = 0o600
+LEASES_DIR = ".leases"
+
+
+@dataclass(frozen=True, slots=True)
+class StaleWorkspace:
+    """A workspace nobody has touched since ``newest_mtime`` and no live process leases."""
+
+    session_id: str
+    path: Path
+    newest_mtime: float
+    bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Limits:
+    """The sync limits from settings, read once on the event loop's thread."""
+
+    max_files: int
+    max_file_bytes: int
+    max_total_bytes: int
+
+
+# --- Locations ---------------------------------------------------------------------
+
+
+def workspace_root() -> Path:
+    """The directory holding every workspace (``settings.WORKSPACE_ROOT``)."""
+    return Path(settings.WORKSPACE_ROOT)
+
+
+def path_for(session_id: str) -> Path:
+    """The workspace directory of ``session_id`` (validated; it may not exist yet)."""
+    return workspace_root() / validate_session_id(session_id)
+
+
+def _lease_path(session_id: str) -> Path:
+    return workspace_root() / LEASES_DIR / validate_session_id(session_id)
+
+
+# --- Blocking helpers (run in a thread) -------------------------------------------
+
+
+def _make_dirs(path: Path) -> list[Path]:
+    """Create ``path`` and its missing parents with mode 0700; return those created."""
+    missing: list[Path] = []
+    current = path
+    while not current.exists():
+        missing.append(current)
+        current = current.parent
+    created: list[Path] = []
+    for directory in reversed(missing):
+        try:
+            directory.mkdir(mode=DIR_MODE)
+        except FileExistsError:  # created concurrently: not ours to chmod or roll back
+            continue
+        directory.chmod(DIR_MODE)  # mkdir's mode is filtered through the umask
+        created.append(directory)
+    return created
+
+
+def _write_temp(directory: Path, data: bytes) -> Path:
+    """Write ``data`` to a new 0600 temp file in ``directory`` and return its path."""
+    fd, name = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=TEMP_SUFFIX, dir=directory)
+    temp = Path(name)
+    try:
+        with os.fdopen(fd, "wb") as file:
+            os.fchmod(file.fileno(), FILE_MODE)
+            file.write(data)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+    return temp
+
+
+def _read_regular(path: Path | str, *, limit: int | None = None) -> bytes | None:
+    """The bytes of the regular file at ``path`` (never via a final symlink).
+
+    ``None`` if it is missing, a symlink or not a regular file. Above ``limit``
+    bytes, raises :class:`PayloadTooLarge` before reading.
+    """
+    try:  # O_NONBLOCK: opening a FIFO the agent left behind must not hang the thread
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:  # the final component is a symlink
+            return None
+        raise
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            return None
+        if limit is not None and info.st_size > limit:
+            raise PayloadTooLarge("file size in bytes", limit, info.st_size)
+        chunks = []
+        while chunk := os.read(fd, 1 << 20):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def _walk(root: Path) -> Iterator[tuple[str, str]]:
+    """``(relative POSIX path, absolute path)`` of each user file under ``root``.
+
+    Symlinks are never followed or reported, nor are special files, system files,
+    ``SKIPPED_DIRS`` or names the path gate would refuse.
+    """
+    pending: list[tuple[str, str]] = [(str(root), "")]
+    while pending:
+        directory, prefix = pending.pop()
+        try:
+            scan = os.scandir(directory)
+        except FileNotFoundError:  # removed while we walked: nothing left to report
+            continue
+        with scan as entries:
+            for entry in entries:
+                rel = prefix + entry.name
+                if entry.is_symlink() or path_problem(rel) is not None:
+                    continue
+                if entry.is_dir(follow_symlinks=False):
+                    if entry.name not in SKIPPED_DIRS:
+                        pending.append((entry.path, rel + "/"))
+                elif entry.is_file(follow_symlinks=False) and not is_system_file(rel):
+                    yield rel, entry.path
+
+
+def _require_workspace(root: Path, session_id: str) -> None:
+    if not root.is_dir():
+        raise WorkspaceNotFound(session_id)
+
+
+def _plan_sync(
+    root: Path, files: Mapping[str, FileContent], limits: _Limits
+) -> list[tuple[Path, bytes]]:
+    """Check every path, content and limit; return ``(target, bytes)`` to write."""
+    if len(files) > limits.max_files:
+        raise PayloadTooLarge("number of files", limits.max_files, len(files))
+    plan: dict[Path, tuple[str, bytes]] = {}
+    total = 0
+    for rel, content in files.items():
+        target = resolve_inside(root, rel)
+        data = decode_from_wire(rel, content)
+        if len(data) > limits.max_file_bytes:
+            what = f"size of {short_repr(rel)} in bytes"
+            raise PayloadTooLarge(what, limits.max_file_bytes, len(data))
+        if target in plan:
+            raise InvalidPath(rel, f"same file as {short_repr(plan[target][0])}")
+        plan[target] = (rel, data)
+        total += len(data)
+    if total > limits.max_total_bytes:
+        raise PayloadTooLarge("total size in bytes", limits.max_total_bytes, total)
+    real_root = root.resolve()
+    for target, (rel, _) in plan.items():
+        if target.is_dir():
+            raise InvalidPath(rel, "is a directory")
+        for parent in target.parents:
+            if parent == real_root:
+                break
+            if parent in plan:
+                raise InvalidPath(rel, f"{short_repr(plan[parent][0])} is a file in this sync")
+            if parent.exists() and not parent.is_dir():
+                raise InvalidPath(rel, "a parent is not a directory")
+    return [(target, data) for target, (_, data) in plan.items()]
+
+
+def _sync_in_blocking(root: Path, files: Mapping[str, FileContent], limits: _Limits) -> None:
+    """Validate the whole batch, stage every file as a temp file, then rename them all.
+
+    A failure while staging removes the temp files and the directories it created,
+    so the workspace is left as it was.
+    """
+    plan = _plan_sync(root, files, limits)
+    created: list[Path] = []
+    staged: list[tuple[Path, Path]] = []
+    try:
+        created += _make_dirs(root)
+        for target, data in plan:
+            created += _make_dirs(target.parent)
+            staged.append((_write_temp(target.parent, data), target))
+    except BaseException:
+        for temp, _ in staged:
+            temp.unlink(missing_ok=True)
+        for directory in reversed(created):
+            with contextlib.suppress(OSError):  # someone else wrote into it meanwhile
+                directory.rmdir()
+        raise
+    for temp, target in staged:
+        temp.replace(target)
+
+
+def _snapshot_blocking(root: Path, session_id: str) -> Snapshot:
+    _require_workspace(root, session_id)
+    snapshot: Snapshot = {}
+    for rel, absolute in _walk(root):
+        content = _read_regular(absolute)
+        if content is not None:  # None: it vanished or changed type since the listing
+            snapshot[rel] = FileState.of(content)
+    return snapshot
+
+
+def _list_files_blocking(root: Path, session_id: str) -> list[str]:
+    _require_workspace(root, session_id)
+    return sorted(rel for rel, _ in _walk(root))
+
+
+def _read_files_blocking(
+    root: Path, session_id: str, paths: list[str], limit: int
+) -> dict[str, bytes]:
+    _require_workspace(root, session_id)
+    result: dict[str, bytes] = {}
+    for rel in paths:
+        content = _read_regular(resolve_inside(root, rel), limit=limit)
+        if content is None:
+            raise InvalidPath(rel, "no such file")
+        result[rel] = content
+    return result
+
+
+def _delete_blocking(root: Path) -> bool:
+    try:
+        shutil.rmtree(root)
+    except FileNotFoundError:
+        return False
+    return True
+
+
+# --- Workspace services -------------------------------------------------------------
+
+
+async def create(*, session_id: str) -> Path:
+    """Create the workspace of ``session_id`` if missing and return its directory."""
+    root = path_for(session_id)
+    await asyncio.to_thread(_make_dirs, root)
+    return root
+
+
+async def exists(*, session_id: str) -> bool:
+    """Whether the workspace of ``session_id`` exists."""
+    return await asyncio.to_thread(path_for(session_id).is_dir)
+
+
+async def delete(*, session_id: str) -> bool:
+    """Delete the workspace of ``session_id``; whether there was one."""
+    return await asyncio.to_thread(_delete_blocking, path_for(session_id))
+
+
+async def list_files(*, session_id: str) -> list[str]:
+    """The sorted relative POSIX paths of the user files in the workspace."""
+    root = path_for(session_id)
+    return await asyncio.to_thread(_list_files_blocking, root, session_id)
+
+
+async def sync_in(*, session_id: str, files: Mapping[str, FileContent]) -> list[str]:
+    """Write ``files`` (relative path to content) into the workspace, all or nothing.
+
+    Every path, content and limit is checked before the first byte is written;
+    each file is then replaced atomically. Creates the workspace if missing.
+    Returns the written paths, sorted.
+    """
+    root = path_for(session_id)
+    limits = _Limits(
+        max_files=int(settings.WORKSPACE_MAX_FILES),
+        max_file_bytes=int(settings.WORKSPACE_MAX_FILE_BYTES),
+        max_total_bytes=int(settings.WORKSPACE_MAX_TOTAL_BYTES),
+    )
+    batch = dict(files)
+    await asyncio.to_thread(_sync_in_blocking, root, batch, limits)
+    return sorted(batch)
+
+
+async def snapshot(*, session_id: str) -> Snapshot:
+    """The content and hash of every user file in the workspace."""
+    root = path_for(session_id)
+    return await asyncio.to_thread(_snapshot_blocking, root, session_id)
+
+
+async def read_files(*, session_id: str, paths: Iterable[str]) -> dict[str, bytes]:
+    """The content of each of ``paths``; :class:`InvalidPath` if one is not a file."""
+    root = path_for(session_id)
+    limit = int(settings.WORKSPACE_MAX_FILE_BYTES)
+    return await asyncio.to_thread(_read_files_blocking, root, session_id, list(paths), limit)
+
+
+async def read_file(*, session_id: str, path: str) -> bytes:
+    """The content of one file in the workspace."""
+    return (await read_files(session_id=session_id, paths=[path]))[path]
+
+
+# --- Leases -------------------------------------------------------------------------
+
+
+def _lease_holder(lease: Path) -> int | None:
+    """The PID recorded in ``lease``, or ``None`` if there is none."""
+    try:
+        return int(lease.read_text(encoding="ascii"))
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+def _is_alive(pid: int) -> bool:
+    if pid <= 0:  # 0 and negatives address process groups, not a process
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists but belongs to another user
+        return True
+    return True
+
+
+def _acquire_lease_blocking(lease: Path) -> None:
+    _make_dirs(lease.parent)
+    _write_temp(lease.parent, str(os.getpid()).encode("ascii")).replace(lease)
+
+
+def _release_lease_blocking(lease: Path) -> None:
+    if _lease_holder(lease) == os.getpid():
+        lease.unlink(missing_ok=True)
+
+
+async def acquire_lease(*, session_id: str) -> None:
+    """Mark the workspace as in use by this process, so cleanup leaves it alone."""
+    await asyncio.to_thread(_acquire_lease_blocking, _lease_path(session_id))
+
+
+async def release_lease(*, session_id: str) -> None:
+    """Drop this process's lease on the workspace (another process's lease is kept)."""
+    await asyncio.to_thread(_release_lease_blocking, _lease_path(session_id))
+
+
+def is_leased(*, session_id: str) -> bool:
+    """Whether a live process holds a lease on the workspace (synchronous)."""
+    holder = _lease_holder(_lease_path(session_id))
+    return holder is not None and _is_alive(holder)
+
+
+# --- Cleanup (synchronous: its caller is the management command) --------------------
+
+
+def _usage(directory: Path) -> tuple[float, int]:
+    """The newest mtime of ``directory`` or anything in it, and its files' total size."""
+    newest = directory.lstat().st_mtime
+    total = 0
+    for parent, dirnames, filenames in os.walk(directory):
+        for name in (*dirnames, *filenames):
+            try:
+                info = (Path(parent) / name).lstat()
+            except FileNotFoundError:
+                continue
+            newest = max(newest, info.st_mtime)
+            if stat.S_ISREG(info.st_mode):
+                total += info.st_size
+    return newest, total
+
+
+def find_stale(*, older_than_hours: float) -> list[StaleWorkspace]:
+    """Unleased workspaces whose newest entry is older than ``older_than_hours``."""
+    root = workspace_root()
+    if not root.is_dir():
+        return []
+    cutoff = time.time() - older_than_hours * 3600
+    stale: list[StaleWorkspace] = []
+    with os.scandir(root) as scan:
+        entries = sorted(scan, key=lambda entry: entry.name)
+    for entry in entries:
+        if not is_valid_session_id(entry.name) or not entry.is_dir(follow_symlinks=False):
+            continue
+        newest, size = _usage(Path(entry.path))
+        if newest < cutoff and not is_leased(session_id=entry.name):
+            stale.append(StaleWorkspace(entry.name, Path(entry.path), newest, size))
+    return stale
+
+
+def remove_stale(*, workspace: StaleWorkspace) -> bool:
+    """Delete a workspace from :func:`find_stale` unless leased since; whether removed."""
+    if is_leased(session_id=workspace.session_id):
+        return False
+    removed = _delete_blocking(workspace.path)
+    _lease_path(workspace.session_id).unlink(missing_ok=True)
+    return removed
