@@ -1,0 +1,120 @@
+"""``manage.py cleanup_workspaces``: old unleased workspaces go, everything else stays."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from io import StringIO
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from workspaces import services
+
+HOUR = 3600
+
+
+@pytest.fixture
+def root(settings, tmp_path):
+    settings.WORKSPACE_ROOT = tmp_path / "sessions"
+    settings.WORKSPACE_CLEANUP_HOURS = 24.0
+    settings.WORKSPACE_ROOT.mkdir()
+    return settings.WORKSPACE_ROOT
+
+
+def make_workspace(root, session_id, *, age_hours, files):
+    """A workspace whose every entry (and itself) was last modified ``age_hours`` ago."""
+    ws = root / session_id
+    for rel, content in files.items():
+        (ws / rel).parent.mkdir(parents=True, exist_ok=True)
+        (ws / rel).write_text(content)
+    ws.mkdir(exist_ok=True)
+    stamp = time.time() - age_hours * HOUR
+    for path in [ws, *ws.rglob("*")]:
+        os.utime(path, (stamp, stamp))
+    return ws
+
+
+def cleanup(*args):
+    out = StringIO()
+    call_command("cleanup_workspaces", *args, stdout=out)
+    return out.getvalue()
+
+
+def test_old_workspace_is_removed_and_fresh_one_kept(root):
+    old = make_workspace(root, "old", age_hours=48, files={"a.txt": "12345", "d/b": "123"})
+    fresh = make_workspace(root, "fresh", age_hours=1, files={"a.txt": "x"})
+    output = cleanup()
+    assert not old.exists()
+    assert fresh.exists()
+    assert "removed old (8 bytes" in output
+    assert "fresh" not in output
+    assert output.endswith("freed 8 bytes\n")
+
+
+def test_newest_file_decides_not_the_oldest(root):
+    ws = make_workspace(root, "mixed", age_hours=48, files={"old.txt": "x", "src/new.txt": "y"})
+    recent = time.time() - HOUR
+    os.utime(ws / "src" / "new.txt", (recent, recent))
+    cleanup()
+    assert ws.exists()
+
+
+def test_older_than_overrides_the_setting(root):
+    ws = make_workspace(root, "s", age_hours=3, files={"a": "x"})
+    cleanup("--older-than", "4")
+    assert ws.exists()
+    cleanup("--older-than", "2")
+    assert not ws.exists()
+
+
+def test_leased_workspace_is_skipped(root):
+    ws = make_workspace(root, "busy", age_hours=48, files={"a": "x"})
+    asyncio.run(services.acquire_lease(session_id="busy"))
+    output = cleanup()
+    assert ws.exists()
+    assert output == "freed 0 bytes\n"
+
+
+def test_stale_lease_does_not_protect_and_is_removed(root):
+    ws = make_workspace(root, "orphan", age_hours=48, files={"a": "x"})
+    finished = subprocess.Popen([sys.executable, "-c", "pass"])
+    finished.wait()
+    (root / ".leases").mkdir()
+    (root / ".leases" / "orphan").write_text(str(finished.pid))
+    cleanup()
+    assert not ws.exists()
+    assert not (root / ".leases" / "orphan").exists()
+
+
+def test_dry_run_removes_nothing(root):
+    ws = make_workspace(root, "old", age_hours=48, files={"a.txt": "1234"})
+    output = cleanup("--dry-run")
+    assert ws.exists()
+    assert "would remove old (4 bytes" in output
+    assert output.endswith("would free 4 bytes\n")
+
+
+def test_entries_that_are_not_workspaces_are_left_alone(root, tmp_path):
+    make_workspace(root, "bad name!", age_hours=48, files={"a": "x"})
+    (root / "stray-file").write_text("x")
+    (tmp_path / "elsewhere").mkdir()
+    (root / "linked").symlink_to(tmp_path / "elsewhere")
+    stamp = time.time() - 48 * HOUR
+    os.utime(root / "stray-file", (stamp, stamp))
+    assert cleanup() == "freed 0 bytes\n"
+    assert sorted(p.name for p in root.iterdir()) == ["bad name!", "linked", "stray-file"]
+
+
+def test_missing_root_is_nothing_to_do(settings, tmp_path):
+    settings.WORKSPACE_ROOT = tmp_path / "missing"
+    assert cleanup() == "freed 0 bytes\n"
+
+
+@pytest.mark.parametrize("hours", ["-1", "nan"])
+def test_bad_hours_is_a_command_error(root, hours):
+    with pytest.raises(CommandError, match="--older-than"):
+        cleanup("--older-than", hours)

@@ -1,0 +1,58 @@
+"""``manage.py cleanup_workspaces``: delete workspaces nobody has touched for a while."""
+
+from __future__ import annotations
+
+from argparse import ArgumentParser
+from datetime import UTC, datetime
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+from workspaces import services
+
+
+class Command(BaseCommand):
+    """Remove unleased workspaces whose newest file is older than a limit."""
+
+    help = (
+        "Delete workspaces whose newest file is older than --older-than hours "
+        "(default WORKSPACE_CLEANUP_HOURS). Workspaces leased by a live server "
+        "process are kept."
+    )
+
+    def add_arguments(self, parser: ArgumentParser) -> None:
+        """Declare ``--older-than`` and ``--dry-run``."""
+        parser.add_argument(
+            "--older-than",
+            type=float,
+            default=None,
+            metavar="HOURS",
+            help="Age in hours of the newest file (default: WORKSPACE_CLEANUP_HOURS).",
+        )
+        parser.add_argument(
+            "--dry-run",
+            action="store_true",
+            help="List what would be removed without removing anything.",
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        """Find stale workspaces, remove them (unless dry run) and report bytes freed."""
+        hours = options["older_than"]
+        if hours is None:
+            hours = float(settings.WORKSPACE_CLEANUP_HOURS)
+        if not hours >= 0:  # also refuses NaN
+            raise CommandError(f"--older-than must be zero or more hours, got {hours}")
+        dry_run: bool = options["dry_run"]
+        freed = 0
+        for workspace in services.find_stale(older_than_hours=hours):
+            if not dry_run and not services.remove_stale(workspace=workspace):
+                continue
+            newest = datetime.fromtimestamp(workspace.newest_mtime, UTC).isoformat()
+            verb = "would remove" if dry_run else "removed"
+            self.stdout.write(
+                f"{verb} {workspace.session_id} ({workspace.bytes} bytes, newest file {newest})"
+            )
+            freed += workspace.bytes
+        verb = "would free" if dry_run else "freed"
+        self.stdout.write(f"{verb} {freed} bytes")
