@@ -9,6 +9,7 @@ import pytest
 
 from scripted_model.server import ScriptedModelServer
 from tests.support.live import ChatClient, LiveServer, server_env
+from tests.support.scripts import TEST_SCRIPTS
 
 _session_numbers = count(1)
 
@@ -16,7 +17,7 @@ _session_numbers = count(1)
 @pytest.fixture(scope="session")
 def shared_model() -> Iterator[ScriptedModelServer]:
     """A scripted model server for the whole run; tests pick scripts with ``[script:NAME]``."""
-    with ScriptedModelServer(script="echo") as server:
+    with ScriptedModelServer(script="echo", scripts=TEST_SCRIPTS) as server:
         yield server
 
 

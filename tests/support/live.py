@@ -118,7 +118,7 @@ def server_env(data: Path, model_url: str, **overrides: str) -> dict[str, str]:
         "DATABASE_URL": f"sqlite:///{data / 'db.sqlite3'}",
         "ANTHROPIC_API_KEY": TEST_API_KEY,
         "ANTHROPIC_BASE_URL": model_url,
-        "CLAUDE_CODE_MAX_RETRIES": "1",
+        "CLAUDE_CODE_MAX_RETRIES": "2",
         "MODEL_STALL_SECONDS": "4",
         "STOP_DEADLINE_SECONDS": "3",
     }
@@ -193,7 +193,7 @@ def claude_processes(marker: str) -> list[int]:
             cmdline = (proc / "cmdline").read_bytes()
             if b"claude" not in cmdline:
                 continue
-            if marker in os.readlink(proc / "cwd"):
+            if marker in str((proc / "cwd").readlink()):
                 pids.append(int(proc.name))
         except OSError:
             continue
