@@ -14,6 +14,7 @@ from typing import Any
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
+from chat import shutdown
 from chat.exceptions import ChatError, FrameTooLarge, InvalidMessage, NotInitialized
 from chat.protocol import (
     ClientFrame,
@@ -35,10 +36,13 @@ class ChatConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
     async def connect(self) -> None:
         self.opened_at = time.monotonic()
         self.runners: dict[str, SessionRunner] = {}
+        shutdown.install()
+        shutdown.track_socket(self.close_with)
         await self.accept()
         logger.info("websocket connected", extra=self._who())
 
     async def disconnect(self, code: int) -> None:
+        shutdown.forget_socket(self.close_with)
         for runner in self.runners.values():
             runner.leave(self.send_frame)
         self.runners.clear()
@@ -88,6 +92,10 @@ class ChatConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
             self.runners.pop(session_id, None)
             raise NotInitialized(f"Send an 'init' for session {session_id!r} first.")
         return runner
+
+    async def close_with(self, code: int) -> None:
+        """Close the socket with ``code`` (used by the graceful shutdown)."""
+        await self.close(code=code)
 
     async def send_frame(self, frame: dict[str, Any]) -> None:
         """Send one wire frame as JSON text."""

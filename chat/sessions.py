@@ -132,6 +132,16 @@ class SessionRunner:
         self.turn.stop_requested.set()
         return True
 
+    async def wait_idle(self) -> None:
+        """Return once no turn is running."""
+        while self.turn is not None:
+            await asyncio.sleep(0.05)
+
+    async def close(self) -> None:
+        """End the runner now: the owner task closes the agent and releases the lease."""
+        self._task.cancel()
+        await asyncio.gather(self._task, return_exceptions=True)
+
     def leave(self, send: Send) -> None:
         """Detach a socket; the last one leaving stops the turn and releases the runner."""
         self._subscribers.discard(send)
@@ -382,6 +392,18 @@ class SessionRegistry:
         """Called by a runner as it ends."""
         if self._runners.get(runner.session_id) is runner:
             del self._runners[runner.session_id]
+
+    async def shutdown(self, deadline: float) -> None:
+        """Stop every turn (each sends its terminal frame), then end every runner."""
+        runners = list(self._runners.values())
+        for runner in runners:
+            runner.stop()
+        if runners:
+            waits = [asyncio.create_task(runner.wait_idle()) for runner in runners]
+            _, pending = await asyncio.wait(waits, timeout=deadline)
+            for wait in pending:
+                wait.cancel()
+        await asyncio.gather(*(runner.close() for runner in runners))
 
     @property
     def active(self) -> int:

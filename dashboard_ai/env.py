@@ -58,9 +58,23 @@ def read_float(name: str, default: float, *, minimum: float = 0.0) -> float:
     return value
 
 
+TRUE_WORDS = ("1", "true", "yes", "on")
+FALSE_WORDS = ("0", "false", "no", "off", "")
+
+
+def read_bool(name: str, default: bool) -> bool:
+    """A boolean spelled true/false, yes/no, on/off or 1/0."""
+    value = read(name, env.str, "true" if default else "false").strip().lower()
+    if value in TRUE_WORDS:
+        return True
+    if value in FALSE_WORDS:
+        return False
+    raise ConfigError(name, f"must be true or false, got {value!r}")
+
+
 def read_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
     """One of ``choices``, case-insensitive."""
-    value = read(name, env.str, default).strip().lower()
+    value = read(name, env.str, default).strip().lower() or default.lower()
     if value not in choices:
         raise ConfigError(name, f"must be one of {', '.join(choices)}, got {value!r}")
     return value

@@ -6,6 +6,7 @@ Every variable is documented in ``.env.example``. Nothing else in the project re
 
 from __future__ import annotations
 
+import secrets
 from pathlib import Path
 
 from dashboard_ai.env import (
@@ -13,6 +14,7 @@ from dashboard_ai.env import (
     env,
     load_dotenv,
     read,
+    read_bool,
     read_choice,
     read_float,
     read_int,
@@ -21,14 +23,10 @@ from dashboard_ai.env import (
 BASE_DIR = Path(__file__).resolve().parent.parent
 load_dotenv(BASE_DIR / ".env")
 
-DEBUG = read("DEBUG", env.bool, False)
-SECRET_KEY = read("SECRET_KEY", env.str, "")
-if not SECRET_KEY:
-    if not DEBUG and read("REQUIRE_SECRET_KEY", env.bool, False):
-        raise ConfigError("SECRET_KEY", "must be set in production")
-    # Sessions and CSRF are not used by the chat; a per-install key is enough for
-    # development. Production sets SECRET_KEY explicitly.
-    SECRET_KEY = "dashboard-ai-development-only-key-" + "x" * 20
+DEBUG = read_bool("DEBUG", False)
+# Nothing the chat does is signed across processes (no Django sessions or CSRF
+# cookies), so without a configured key a random one per process is safe.
+SECRET_KEY = read("SECRET_KEY", env.str, "") or secrets.token_urlsafe(50)
 
 PORT = read_int("PORT", 3000, minimum=1)
 if PORT > 65535:
@@ -66,7 +64,7 @@ STATIC_URL = "static/"
 DATABASES = {
     "default": read("DATABASE_URL", env.db_url, f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
 }
-AUTO_MIGRATE = read("AUTO_MIGRATE", env.bool, True)
+AUTO_MIGRATE = read_bool("AUTO_MIGRATE", True)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 USE_TZ = True
 TIME_ZONE = "UTC"
@@ -87,7 +85,7 @@ else:
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
-SECURE_SSL_REDIRECT = read("SECURE_SSL_REDIRECT", env.bool, False)
+SECURE_SSL_REDIRECT = read_bool("SECURE_SSL_REDIRECT", False)
 SECURE_HSTS_SECONDS = read_int("SECURE_HSTS_SECONDS", 0)
 
 # --- The model -------------------------------------------------------------

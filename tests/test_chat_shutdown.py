@@ -1,0 +1,44 @@
+"""SIGTERM while a turn streams: one terminal frame, close code 4012, no CLI left, exit."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from websockets.exceptions import ConnectionClosed
+
+from scripted_model.server import ScriptedModelServer
+from tests.support.live import ChatClient, LiveServer, claude_processes, server_env
+
+pytestmark = pytest.mark.timeout(60)
+
+
+async def test_sigterm_mid_turn_ends_turn_closes_4012_and_exits(
+    tmp_path, shared_model: ScriptedModelServer
+) -> None:
+    server = LiveServer(data=tmp_path, env=server_env(tmp_path, shared_model.url))
+    server.start()
+    try:
+        client = await ChatClient.connect(server.ws_url)
+        await client.init("sigterm1")
+        await client.send(
+            {"type": "message", "sessionId": "sigterm1", "message": "[script:long_text]"}
+        )
+        await client.until("stream")
+        started = time.monotonic()
+
+        server.process.send_signal(15)
+        frames = await client.turn(timeout=15)
+        with pytest.raises(ConnectionClosed) as closed:
+            await client.recv(timeout=10)
+        exit_code = server.process.wait(timeout=15)
+        took = time.monotonic() - started
+    finally:
+        server.stop()
+
+    assert frames[-1]["type"] == "complete" and frames[-1]["stopped"] is True
+    assert [f["type"] for f in client.frames].count("complete") == 1
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 4012
+    assert exit_code is not None
+    assert took < 12
+    assert claude_processes("sigterm1") == []
