@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 
 from django.core.asgi import get_asgi_application
@@ -15,6 +16,7 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.conf import settings  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 
+from chat.agent import model_configured  # noqa: E402
 from chat.routing import websocket_urlpatterns  # noqa: E402
 from dashboard_ai.origins import BrowserOriginValidator  # noqa: E402
 
@@ -22,6 +24,12 @@ if settings.AUTO_MIGRATE:
     # A plain `daphne dashboard_ai.asgi:application` must work on a fresh machine with
     # no other step; deployments that migrate separately set AUTO_MIGRATE=0.
     call_command("migrate", interactive=False, verbosity=0)
+
+if not model_configured():
+    logging.getLogger("dashboard_ai").warning(
+        "no model configured: set ANTHROPIC_API_KEY (or ANTHROPIC_BASE_URL for a local "
+        "model server); chat messages will get MODEL_NOT_CONFIGURED"
+    )
 
 application = ProtocolTypeRouter(
     {

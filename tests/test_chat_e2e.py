@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from scripted_model.server import ScriptedModelServer
-from tests.support.live import ChatClient, LiveServer
+from tests.support.live import ChatClient, LiveServer, claude_processes, server_env
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -91,3 +93,177 @@ async def test_second_message_while_busy_gets_session_busy(
     await chat.send({"type": "stop", "sessionId": session_id})
     terminal = (await chat.turn())[-1]
     assert terminal["type"] == "complete" and terminal["stopped"] is True
+
+
+@pytest.mark.parametrize("after_frames", [0, 1, 5, 25])
+async def test_stop_while_streaming_completes_stopped(
+    chat: ChatClient, session_id: str, after_frames: int
+) -> None:
+    await chat.init(session_id)
+    await chat.send({"type": "message", "sessionId": session_id, "message": "[script:long_text]"})
+    for _ in range(after_frames):
+        await chat.recv()
+    await chat.send({"type": "stop", "sessionId": session_id})
+
+    frames = await chat.turn(timeout=10)
+
+    terminals = [f for f in chat.frames if f["type"] in ("complete", "error")]
+    assert len(terminals) == 1
+    assert frames[-1]["type"] == "complete" and frames[-1]["stopped"] is True
+    assert await chat.nothing(0.5)
+    after = await chat.message(session_id, "still there? [script:echo]")
+    assert after[-1]["type"] == "complete" and after[-1]["stopped"] is False
+
+
+async def test_stop_reports_files_written_before_it(chat: ChatClient, session_id: str) -> None:
+    await chat.init(session_id)
+    await chat.send(
+        {"type": "message", "sessionId": session_id, "message": "[script:write_then_long_text]"}
+    )
+    await chat.until("file_changed")
+    await chat.send({"type": "stop", "sessionId": session_id})
+
+    complete = (await chat.turn(timeout=10))[-1]
+
+    assert complete["stopped"] is True
+    assert list(complete["files"]) == ["src/App.tsx"]
+
+
+async def test_disconnect_mid_turn_leaves_no_cli_process(
+    backend: LiveServer, session_id: str
+) -> None:
+    client = await ChatClient.connect(backend.ws_url)
+    await client.init(session_id)
+    await client.send({"type": "message", "sessionId": session_id, "message": "[script:long_text]"})
+    await client.until("stream")
+    assert claude_processes(session_id)
+    await client.close()
+
+    for _ in range(100):
+        if not claude_processes(session_id):
+            break
+        await asyncio.sleep(0.1)
+    assert claude_processes(session_id) == []
+
+
+async def test_retried_client_message_id_is_not_run_twice(
+    chat: ChatClient, shared_model: ScriptedModelServer, session_id: str
+) -> None:
+    await chat.init(session_id)
+    first = await chat.message(session_id, "once [script:echo]", clientMessageId="same")
+    requests_after_first = len(shared_model.requests)
+
+    again = await chat.message(session_id, "once [script:echo]", clientMessageId="same")
+
+    assert again == [first[-1]]
+    assert len(shared_model.requests) == requests_after_first
+
+
+async def test_overloaded_then_ok_reports_retrying_then_completes(
+    chat: ChatClient, session_id: str
+) -> None:
+    await chat.init(session_id)
+
+    frames = await chat.message(session_id, "[script:overloaded_then_ok]")
+
+    statuses = [f for f in frames if f["type"] == "status"]
+    assert statuses and statuses[0]["status"] == "retrying"
+    assert frames[-1]["type"] == "complete"
+
+
+@pytest.mark.parametrize(
+    ("script", "code"),
+    [
+        ("overloaded_529", "MODEL_UNAVAILABLE"),
+        ("rate_limited_429", "MODEL_UNAVAILABLE"),
+        ("server_error_500", "MODEL_UNAVAILABLE"),
+        ("stall", "MODEL_UNAVAILABLE"),
+    ],
+)
+async def test_model_trouble_ends_in_a_recoverable_error(
+    chat: ChatClient, session_id: str, script: str, code: str
+) -> None:
+    await chat.init(session_id)
+
+    frames = await chat.message(session_id, f"[script:{script}]")
+
+    assert frames[-1]["type"] == "error"
+    assert frames[-1]["code"] == code and frames[-1]["recoverable"] is True
+    after = await chat.message(session_id, "ok now? [script:echo]")
+    assert after[-1]["type"] == "complete"
+
+
+async def test_conversation_resumes_after_a_server_restart(
+    tmp_path, shared_model: ScriptedModelServer
+) -> None:
+    server = LiveServer(data=tmp_path, env=server_env(tmp_path, shared_model.url))
+    server.start()
+    try:
+        client = await ChatClient.connect(server.ws_url)
+        await client.init("restart1")
+        first = await client.message("restart1", "remember pineapple [script:echo]")
+        assert first[-1]["type"] == "complete"
+        await client.close()
+        server.stop()
+
+        server.start()
+        shared_model.clear_requests()
+        client = await ChatClient.connect(server.ws_url)
+        ready = await client.init("restart1")
+        second = await client.message("restart1", "what fruit? [script:echo]")
+        await client.close()
+    finally:
+        server.stop()
+
+    assert ready["resumed"] is True and ready["messageCount"] == 1
+    assert second[-1]["type"] == "complete"
+    bodies = [str(r.body.get("messages")) for r in shared_model.requests]
+    assert any("remember pineapple" in b and "what fruit?" in b for b in bodies)
+
+
+async def test_idle_cli_is_closed_and_the_next_message_resumes(
+    tmp_path, shared_model: ScriptedModelServer
+) -> None:
+    env = server_env(tmp_path, shared_model.url, AGENT_IDLE_SECONDS="1")
+    server = LiveServer(data=tmp_path, env=env)
+    server.start()
+    try:
+        client = await ChatClient.connect(server.ws_url)
+        await client.init("idle1")
+        await client.message("idle1", "remember kiwi [script:echo]")
+        assert claude_processes("idle1")
+        for _ in range(50):
+            if not claude_processes("idle1"):
+                break
+            await asyncio.sleep(0.1)
+        closed_while_connected = claude_processes("idle1") == []
+        shared_model.clear_requests()
+        second = await client.message("idle1", "which fruit? [script:echo]")
+        await client.close()
+    finally:
+        server.stop()
+
+    assert closed_while_connected
+    assert second[-1]["type"] == "complete"
+    bodies = [str(r.body.get("messages")) for r in shared_model.requests]
+    assert any("remember kiwi" in b and "which fruit?" in b for b in bodies)
+
+
+async def test_missing_model_key_is_reported_at_first_message_and_start(
+    tmp_path, shared_model: ScriptedModelServer
+) -> None:
+    env = server_env(tmp_path, shared_model.url, ANTHROPIC_API_KEY="", ANTHROPIC_BASE_URL="")
+    server = LiveServer(data=tmp_path, env=env)
+    server.start()
+    try:
+        client = await ChatClient.connect(server.ws_url)
+        await client.init("nokey1")
+        frames = await client.message("nokey1", "hello")
+        health = server.get_json("/health")
+        await client.close()
+    finally:
+        server.stop()
+
+    assert frames[-1]["code"] == "MODEL_NOT_CONFIGURED"
+    assert health["modelConfigured"] is False
+    assert "no model configured" in server.log_text()
