@@ -1,0 +1,110 @@
+"""The real server process: health, CORS, origin checks, and configuration errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import urllib.request
+
+import pytest
+import websockets
+from websockets.exceptions import InvalidStatus
+
+from tests.support.live import DAPHNE, ROOT, TEST_API_KEY, LiveServer
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def get(url: str, headers: dict[str, str] | None = None):
+    request = urllib.request.Request(url, headers=headers or {})
+    with urllib.request.urlopen(request, timeout=5) as response:
+        return response.status, dict(response.headers), response.read()
+
+
+def test_health_reports_status_without_secrets(backend: LiveServer) -> None:
+    status, headers, body = get(backend.http_url + "/health")
+
+    data = json.loads(body)
+    assert status == 200
+    assert data["status"] == "ok"
+    assert set(data) >= {
+        "version",
+        "uptimeSeconds",
+        "activeSessions",
+        "workspaceRootWritable",
+        "modelConfigured",
+    }
+    assert data["modelConfigured"] is True and data["workspaceRootWritable"] is True
+    assert TEST_API_KEY not in body.decode()
+    assert headers["Content-Type"] == "application/json"
+    assert headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_health_has_cors_headers_for_the_frontend_origin_only(backend: LiveServer) -> None:
+    _, allowed, _ = get(backend.http_url + "/health", {"Origin": "http://localhost:2500"})
+    _, foreign, _ = get(backend.http_url + "/health", {"Origin": "http://evil.example"})
+
+    assert {k.lower(): v for k, v in allowed.items()}["access-control-allow-origin"] == (
+        "http://localhost:2500"
+    )
+    assert "access-control-allow-origin" not in {k.lower() for k in foreign}
+
+
+async def test_websocket_from_the_frontend_origin_is_accepted(backend: LiveServer) -> None:
+    async with websockets.connect(backend.ws_url, origin="http://localhost:2500") as ws:
+        await ws.send(json.dumps({"type": "init", "sessionId": "origin-ok"}))
+        assert json.loads(await ws.recv())["type"] == "ready"
+
+
+async def test_websocket_from_a_foreign_origin_is_refused(backend: LiveServer) -> None:
+    with pytest.raises(InvalidStatus) as refused:
+        async with websockets.connect(backend.ws_url, origin="http://evil.example"):
+            pass
+    assert refused.value.response.status_code == 403
+
+
+async def test_unknown_websocket_path_is_refused(backend: LiveServer) -> None:
+    with pytest.raises((InvalidStatus, websockets.exceptions.ConnectionClosed)):
+        async with websockets.connect(backend.ws_url.replace("/ws/chat", "/ws/other")) as ws:
+            await ws.recv()
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("PORT", "abc"),
+        ("PORT", "70000"),
+        ("WORKSPACE_CLEANUP_HOURS", "-1"),
+        ("WORKSPACE_MAX_FILES", "many"),
+        ("DEBUG", "maybe"),
+        ("LOG_FORMAT", "xml"),
+        ("CORS_ORIGIN", "localhost:2500"),
+    ],
+)
+def test_invalid_setting_stops_start_up_with_one_line(tmp_path, name: str, value: str) -> None:
+    env = {"PATH": os.environ["PATH"], "WORKSPACE_ROOT": str(tmp_path), name: value}
+
+    result = subprocess.run(
+        [str(DAPHNE), "-p", "1", "dashboard_ai.asgi:application"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith(f"Invalid configuration: {name} ")
+    assert "Traceback" not in result.stderr
+
+
+def test_manage_py_check_passes_with_defaults(tmp_path) -> None:
+    env = {"PATH": os.environ["PATH"], "WORKSPACE_ROOT": str(tmp_path)}
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
