@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 from pydantic.alias_generators import to_camel
 
 from chat.exceptions import InvalidJson, InvalidMessage, UnknownType
+from workspaces.content import encode_for_wire
 from workspaces.paths import validate_session_id
 
 PROTOCOL_VERSION = 1
@@ -40,6 +41,13 @@ class EncodedFile(WireModel):
 
 
 FileContent = str | EncodedFile
+
+
+def file_content(data: bytes) -> FileContent:
+    """A file's bytes as sent on the wire: text as a string, anything else as base64."""
+    encoded = encode_for_wire(data)
+    return encoded if isinstance(encoded, str) else EncodedFile.model_validate(encoded)
+
 ClientMessageId = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 
 

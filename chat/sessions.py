@@ -37,9 +37,9 @@ from chat.protocol import (
     StatusFrame,
     Usage,
     error_frame_for,
+    file_content,
 )
 from workspaces import services as workspaces
-from workspaces.content import encode_for_wire
 from workspaces.exceptions import WorkspaceError
 from workspaces.snapshots import Snapshot, diff_snapshots
 
@@ -315,7 +315,7 @@ class SessionRunner:
             content = await workspaces.read_file(session_id=self.session_id, path=path)
         except WorkspaceError:
             return  # gone again, or not a regular file: complete will tell
-        await self.emit(FileChangedFrame(path=path, content=encode_for_wire(content)))
+        await self.emit(FileChangedFrame(path=path, content=file_content(content)))
 
     async def _complete(
         self, turn: Turn, before: Snapshot, *, stopped: bool, ended: TurnEnded | None = None
@@ -324,7 +324,7 @@ class SessionRunner:
         diff = diff_snapshots(before, after)
         files = {**diff.created, **diff.changed}
         return CompleteFrame(
-            files={path: encode_for_wire(content) for path, content in sorted(files.items())},
+            files={path: file_content(content) for path, content in sorted(files.items())},
             deleted=diff.deleted,
             result=ended.result if ended else "",
             stopped=stopped,
