@@ -79,8 +79,10 @@ async def answer(socket: WebsocketCommunicator, text: str) -> dict:
             '{"type": "message", "sessionId": "s1", "message": "' + "x" * 1001 + '"}',
             "INVALID_MESSAGE",
         ),
-        ('{"type": "init", "sessionId": "s1", "files": {"x": "' + "y" * 70_000 + '"}}',
-         "PAYLOAD_TOO_LARGE"),
+        (
+            '{"type": "init", "sessionId": "s1", "files": {"x": "' + "y" * 70_000 + '"}}',
+            "PAYLOAD_TOO_LARGE",
+        ),
     ],
 )
 async def test_bad_frame_gets_an_error_and_the_socket_stays_usable(

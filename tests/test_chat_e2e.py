@@ -267,3 +267,48 @@ async def test_missing_model_key_is_reported_at_first_message_and_start(
     assert frames[-1]["code"] == "MODEL_NOT_CONFIGURED"
     assert health["modelConfigured"] is False
     assert "no model configured" in server.log_text()
+
+
+async def test_glob_and_grep_turn_reports_matches(chat: ChatClient, session_id: str) -> None:
+    await chat.init(
+        session_id,
+        files={"src/App.tsx": "export const App = () => null;\n", "data/sales.csv": CSV},
+    )
+
+    frames = await chat.message(session_id, "look around [script:glob_and_grep]")
+
+    starts = [f for f in frames if f["type"] == "tool_start"]
+    results = [f for f in frames if f["type"] == "tool_result"]
+    assert [f["tool"] for f in starts] == ["Glob", "Grep"]
+    assert [r["isError"] for r in results] == [False, False]
+    assert frames[-1]["type"] == "complete" and frames[-1]["files"] == {}
+
+
+async def test_several_tools_in_one_turn_each_get_a_result(
+    chat: ChatClient, backend: LiveServer, session_id: str
+) -> None:
+    await chat.init(session_id)
+
+    frames = await chat.message(session_id, "[script:multi_tool]")
+
+    starts = {f["toolUseId"] for f in frames if f["type"] == "tool_start"}
+    results = {f["toolUseId"] for f in frames if f["type"] == "tool_result"}
+    assert len(starts) >= 3 and starts == results
+    complete = frames[-1]
+    workspace = backend.data / "workspaces" / session_id
+    assert complete["files"] and all(
+        (workspace / path).read_text() == content for path, content in complete["files"].items()
+    )
+
+
+async def test_an_init_above_a_mebibyte_is_accepted_and_an_oversized_frame_refused(
+    chat: ChatClient, session_id: str
+) -> None:
+    big = {f"data/part{i}.csv": "x" * 1_000_000 for i in range(3)}
+    ready = await chat.init(session_id, files=big)
+    assert ready["type"] == "ready" and len(ready["files"]) == 3
+
+    await chat.send({"type": "init", "sessionId": session_id, "pad": "y" * 34_000_000})
+    error = await chat.until("error")
+    assert error[-1]["code"] == "PAYLOAD_TOO_LARGE"
+    assert (await chat.init(session_id))["type"] == "ready"
