@@ -12,8 +12,8 @@ Steps of one exchange (each decided from the request, never from server state):
 
 from __future__ import annotations
 
-import os.path
 from collections.abc import Sequence
+from pathlib import PurePosixPath
 
 from scripted_model.blocks import Block
 from scripted_model.conversation import RequestContext, strip_line_numbers
@@ -24,7 +24,10 @@ APP_PATH = "{workspace}/src/App.tsx"
 
 
 def _csv_paths(context: RequestContext) -> list[str]:
-    """CSV paths listed by the previous Glob call's result."""
+    """Absolute CSV paths listed by the previous Glob call's result.
+
+    The CLI's Glob lists paths relative to its working directory.
+    """
     paths: list[str] = []
     for result in context.tool_results:
         if result.is_error:
@@ -32,13 +35,15 @@ def _csv_paths(context: RequestContext) -> list[str]:
         for line in result.content.splitlines():
             candidate = line.strip()
             if candidate.lower().endswith(".csv"):
+                if context.workspace and not PurePosixPath(candidate).is_absolute():
+                    candidate = str(PurePosixPath(context.workspace) / candidate)
                 paths.append(candidate)
     return paths
 
 
 def _relative(path: str, workspace: str | None) -> str:
-    if workspace and path.startswith(workspace.rstrip("/") + "/"):
-        return os.path.relpath(path, workspace)
+    if workspace and PurePosixPath(path).is_relative_to(workspace):
+        return str(PurePosixPath(path).relative_to(workspace))
     return path
 
 

@@ -124,6 +124,12 @@ class ScriptedModelServer:
         with self._lock:
             return list(self._requests)
 
+    @property
+    def open_connections(self) -> int:
+        """How many client connections are open right now."""
+        with self._lock:
+            return len(self._connections)
+
     def clear_requests(self) -> None:
         """Forget the recorded requests."""
         with self._lock:
