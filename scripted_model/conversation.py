@@ -9,9 +9,10 @@ many concurrent sessions and resumed conversations without keeping state:
   preamble); both places are searched.
 - A **prompt** is a user message with human text: a plain string, or text blocks
   that are not only ``<system-reminder>`` sections. A user message holding only
-  ``tool_result`` blocks is the CLI answering a tool call, not a prompt. The
-  latest prompt arrives as a list with one text block; earlier ones are replayed
-  as plain strings.
+  ``tool_result`` blocks is the CLI answering a tool call, not a prompt, and
+  neither is the CLI's own ``<system-reminder>``-only message (it sends one,
+  "Output token limit hit...", after a ``max_tokens`` stop). Prompts come both
+  as plain strings and as lists of text blocks.
 - The **step** is the number of assistant messages after the latest prompt (the
   CLI merges one assistant turn's text and tool calls into one message).
 - The **script** is the one named by a ``[script:NAME]`` marker in the latest
