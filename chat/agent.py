@@ -8,6 +8,7 @@ process group of its own and a parent-death signal.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,7 +16,8 @@ import claude_agent_sdk
 from claude_agent_sdk import ClaudeAgentOptions
 from django.conf import settings
 
-ALLOWED_TOOLS = ["Read", "Edit", "Write", "Glob", "Grep"]
+from chat.guard import ALLOWED_TOOLS, tool_gate
+
 LAUNCHER = Path(__file__).with_name("claude_launcher.sh")
 BUNDLED_CLI = Path(claude_agent_sdk.__file__).parent / "_bundled" / "claude"
 
@@ -33,6 +35,18 @@ CLI_ENV_KEEP = (
     "CLAUDE_AGENT_SDK_CLIENT_APP",
     "PWD",
     "TMPDIR",
+)
+
+# The CLI's own wall behind our gate: file tools confined to the working directory,
+# and a deny (not a prompt nobody answers) for anything else.
+CLI_SETTINGS = json.dumps(
+    {
+        "permissions": {
+            "blockReadsOutsideWorkingDirectories": True,
+            "blockWritesOutsideWorkingDirectories": True,
+            "denyInsteadOfPrompting": True,
+        }
+    }
 )
 
 DEFAULT_SYSTEM_PROMPT = """\
@@ -92,6 +106,9 @@ def build_options(
         cwd=str(workspace),
         cli_path=str(LAUNCHER),
         tools=list(ALLOWED_TOOLS),
+        hooks={"PreToolUse": [tool_gate(workspace, session_id)]},
+        settings=CLI_SETTINGS,
+        extra_args={"restricted": None},
         permission_mode="acceptEdits",
         include_partial_messages=True,
         setting_sources=[],

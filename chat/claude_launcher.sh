@@ -18,6 +18,8 @@ while IFS= read -r name; do
     *) unset "$name" 2>/dev/null ;;
   esac
 done < <(compgen -e)
+unset OLDPWD
 export PATH=/usr/local/bin:/usr/bin:/bin LANG=C.UTF-8
 [ -n "$pidfile" ] && echo $$ > "$pidfile"
-exec /usr/bin/setsid /usr/bin/setpriv --pdeathsig KILL -- "$cli" "$@"
+# bash's exec puts SHLVL back; env -u takes it out again.
+exec /usr/bin/env -u SHLVL /usr/bin/setsid /usr/bin/setpriv --pdeathsig KILL -- "$cli" "$@"

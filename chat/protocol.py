@@ -48,6 +48,7 @@ def file_content(data: bytes) -> FileContent:
     encoded = encode_for_wire(data)
     return encoded if isinstance(encoded, str) else EncodedFile.model_validate(encoded)
 
+
 ClientMessageId = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 
 

@@ -1,0 +1,266 @@
+"""Attacks on the agent's confinement, through the real SDK and CLI and the scripted model.
+
+Each attack is one scripted tool call. It runs against the agent as the server builds
+it (tool gate and the CLI's own wall), against the gate alone and against the wall
+alone, so each defence is shown to hold by itself. After each: the tool result is an
+error, nothing secret reached the model (the scripted server records every request),
+and nothing outside the workspace changed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from claude_agent_sdk import ClaudeAgentOptions, ToolResultBlock, UserMessage, query
+
+from chat import agent
+from scripted_model.server import ScriptedModelServer
+from scripted_model.turns import Script, Turn, say, tool
+
+pytestmark = [pytest.mark.timeout(60)]
+
+# What must never reach the model. (The attacks' own inputs, like "PWNED", are echoed
+# back in the conversation, so they are checked on disk instead.)
+SECRETS = ("root:x:0:0", "OUTSIDE-SECRET", "SIBLING-SECRET", "TRANSCRIPT-SECRET")
+OUTSIDE_NAMES = {"victim", "outside", "secret.txt", "etc", "passwd"}
+
+
+@dataclasses.dataclass
+class Scene:
+    """A workspace with a sibling session, another session's transcripts and a file outside."""
+
+    root: Path
+    workspace: Path
+    sibling: Path
+    outside: Path
+    other_config: Path
+
+    def snapshot_outside(self) -> dict[str, bytes]:
+        """Every file under the test root that is not in the attacked workspace."""
+        files = {}
+        for path in self.root.rglob("*"):
+            if path.is_file() and not path.is_symlink() and self.workspace not in path.parents:
+                if "claude" in path.parts and "attacker" in path.parts:
+                    continue  # the attacked session's own CLI state
+                files[str(path)] = path.read_bytes()
+        return files
+
+
+@pytest.fixture
+def scene(tmp_path, settings) -> Scene:
+    settings.WORKSPACE_ROOT = tmp_path / "workspaces"
+    settings.DATA_DIR = tmp_path / "var"
+    workspace = tmp_path / "workspaces" / "attacker"
+    sibling = tmp_path / "workspaces" / "victim"
+    outside = tmp_path / "outside"
+    other_config = tmp_path / "var" / "claude" / "victim"
+    for directory in (workspace / "src", sibling / "src", outside, other_config / "projects"):
+        directory.mkdir(parents=True)
+    (workspace / "src" / "App.tsx").write_text("export const App = () => null;\n")
+    (sibling / "src" / "App.tsx").write_text("// SIBLING-SECRET\n")
+    (outside / "secret.txt").write_text("OUTSIDE-SECRET\n")
+    (other_config / "projects" / "t.jsonl").write_text('{"x": "TRANSCRIPT-SECRET"}\n')
+    (workspace / "link.tsx").symlink_to(outside / "secret.txt")
+    (workspace / "l").symlink_to("/")
+    (workspace / "up").symlink_to(outside)
+    return Scene(tmp_path, workspace, sibling, outside, other_config)
+
+
+def attacks(scene: Scene) -> dict[str, tuple[str, dict]]:
+    w, s, o = scene.workspace, scene.sibling, scene.outside
+    return {
+        "read_etc_passwd": ("Read", {"file_path": "/etc/passwd"}),
+        "read_proc_environ": ("Read", {"file_path": "/proc/self/environ"}),
+        "read_other_transcripts": ("Read", {"file_path": f"{scene.other_config}/projects/t.jsonl"}),
+        "read_sibling_relative": ("Read", {"file_path": f"{w}/../victim/src/App.tsx"}),
+        "read_sibling_absolute": ("Read", {"file_path": f"{s}/src/App.tsx"}),
+        "read_parent_relative": ("Read", {"file_path": "../victim/src/App.tsx"}),
+        "glob_root_pattern": ("Glob", {"pattern": "/**/*"}),
+        "glob_parent_pattern": ("Glob", {"pattern": "../**"}),
+        "glob_root_path": ("Glob", {"pattern": "**/*secret*", "path": "/"}),
+        "glob_symlinked_dir": ("Glob", {"pattern": "*", "path": f"{w}/up"}),
+        "grep_root": ("Grep", {"pattern": "SECRET", "path": "/", "output_mode": "content"}),
+        "grep_parent": ("Grep", {"pattern": "SECRET", "path": f"{w}/..", "output_mode": "content"}),
+        "grep_glob_parent": (
+            "Grep",
+            {"pattern": "SECRET", "glob": "../**", "output_mode": "content"},
+        ),
+        "write_parent_parent": ("Write", {"file_path": f"{w}/../../x", "content": "PWNED"}),
+        "write_absolute_outside": ("Write", {"file_path": f"{o}/new.txt", "content": "PWNED"}),
+        "write_sibling": ("Write", {"file_path": f"{s}/src/App.tsx", "content": "PWNED"}),
+        "edit_through_symlink": (
+            "Edit",
+            {"file_path": f"{w}/link.tsx", "old_string": "OUTSIDE", "new_string": "PWNED"},
+        ),
+        "write_through_symlink": ("Write", {"file_path": f"{w}/link.tsx", "content": "PWNED"}),
+        "read_through_root_symlink": ("Read", {"file_path": f"{w}/l/etc/passwd"}),
+        "read_through_dir_symlink": ("Read", {"file_path": f"{w}/up/secret.txt"}),
+        "owasp_percent_encoded": ("Read", {"file_path": f"{w}/%2e%2e%2f%2e%2e%2fetc%2fpasswd"}),
+        "owasp_overlong_utf8": ("Read", {"file_path": f"{w}/..%c0%af..%c0%afetc/passwd"}),
+        "owasp_unicode_escapes": ("Read", {"file_path": f"{w}/%uff0e%uff0e%u2215etc%u2215passwd"}),
+        "owasp_fullwidth_dots": (
+            "Read",
+            {"file_path": f"{w}/\uff0e\uff0e/\uff0e\uff0e/etc/passwd"},
+        ),
+        "owasp_dot_dot_slash_doubled": ("Read", {"file_path": f"{w}/....//....//etc/passwd"}),
+        "owasp_semicolon": ("Read", {"file_path": f"{w}/..;/..;/etc/passwd"}),
+        "owasp_unc_device": ("Read", {"file_path": "\\\\?\\C:\\windows\\win.ini"}),
+        "owasp_drive_letter": ("Read", {"file_path": "c:\\windows\\win.ini"}),
+        "owasp_trailing_dots": ("Read", {"file_path": f"{w}/src/../../victim./src/App.tsx"}),
+        "owasp_nul": ("Read", {"file_path": f"{w}/src/App.tsx\u0000/../../../etc/passwd"}),
+        "not_a_permitted_tool": ("Bash", {"command": "cat /etc/passwd"}),
+    }
+
+
+def scripts_for(scene: Scene) -> dict[str, Script]:
+    return {
+        name: Script(name, [Turn([tool(tool_name, **tool_input)]), say("Done.")])
+        for name, (tool_name, tool_input) in attacks(scene).items()
+    }
+
+
+@pytest.fixture
+def model(scene: Scene) -> Iterator[ScriptedModelServer]:
+    with ScriptedModelServer(script="read_etc_passwd", scripts=scripts_for(scene)) as server:
+        yield server
+
+
+def server_options(scene: Scene, model: ScriptedModelServer, settings) -> ClaudeAgentOptions:
+    settings.ANTHROPIC_BASE_URL = model.url
+    settings.ANTHROPIC_API_KEY = "sk-ant-test-security-dummy"
+    settings.CLAUDE_CODE_MAX_RETRIES = 0
+    return agent.build_options(session_id="attacker", workspace=scene.workspace)
+
+
+def gate_only(options: ClaudeAgentOptions) -> ClaudeAgentOptions:
+    """The gate with the CLI's own wall taken down (acceptEdits, no block settings)."""
+    return dataclasses.replace(options, settings=None, extra_args={})
+
+
+def wall_only(options: ClaudeAgentOptions) -> ClaudeAgentOptions:
+    """The CLI's wall with our gate taken out."""
+    return dataclasses.replace(options, hooks=None)
+
+
+async def run_attack(options: ClaudeAgentOptions, name: str) -> list[ToolResultBlock]:
+    results = []
+    async for message in query(prompt=f"[script:{name}]", options=options):
+        if isinstance(message, UserMessage) and isinstance(message.content, list):
+            results += [b for b in message.content if isinstance(b, ToolResultBlock)]
+    return results
+
+
+ATTACK_NAMES = sorted(attacks(Scene(*(Path("/x"),) * 5)))
+
+
+@pytest.mark.parametrize("defence", ["gate_and_wall", "gate_only", "wall_only"])
+@pytest.mark.parametrize("attack", ATTACK_NAMES)
+async def test_attack_is_refused_and_leaks_nothing(
+    scene: Scene, model: ScriptedModelServer, settings, attack: str, defence: str
+) -> None:
+    options = server_options(scene, model, settings)
+    options = {"gate_and_wall": options, "gate_only": gate_only(options)}.get(
+        defence, wall_only(options)
+    )
+    before = scene.snapshot_outside()
+
+    results = await run_attack(options, attack)
+
+    assert results
+    if defence == "wall_only":
+        # The CLI alone sometimes answers an escaping Glob with "No files found"
+        # rather than an error: refused in effect, as long as nothing outside shows.
+        assert all(
+            r.is_error or not OUTSIDE_NAMES & set(str(r.content).split("/")) for r in results
+        )
+    else:
+        assert all(result.is_error for result in results)
+    sent_to_model = json.dumps([r.body for r in model.requests])
+    for secret in SECRETS:
+        assert secret not in sent_to_model
+    assert scene.snapshot_outside() == before
+    assert not (scene.root.parent / "x").exists()
+    assert (scene.outside / "secret.txt").read_text() == "OUTSIDE-SECRET\n"
+
+
+async def test_only_the_five_tools_are_offered(
+    scene: Scene, model: ScriptedModelServer, settings
+) -> None:
+    await run_attack(server_options(scene, model, settings), "read_etc_passwd")
+
+    offered = {tool_def["name"] for r in model.requests for tool_def in r.body.get("tools", [])}
+    assert offered - {"DeferredToolPlaceholder"} == {"Read", "Edit", "Write", "Glob", "Grep"}
+
+
+async def test_cli_environment_holds_only_the_allowed_variables(
+    scene: Scene, settings, monkeypatch, tmp_path
+) -> None:
+    monkeypatch.setenv("DATABASE_PASSWORD", "db-LEAKCANARY")
+    monkeypatch.setenv("SECRET_KEY", "django-LEAKCANARY")
+    long_script = {"long": Script("long", [Turn([tool("Glob", pattern="**/*")]), say("ok")])}
+    with ScriptedModelServer(script="long", scripts=long_script, chunk_delay=0.0) as server:
+        options = server_options(scene, server, settings)
+        pidfile = agent.paths_for("attacker").pidfile
+        environ: dict[str, str] = {}
+        async for _ in query(prompt="[script:long]", options=options):
+            if not environ and pidfile.exists():
+                pid = int(pidfile.read_text())
+                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0]
+                assert cmdline.endswith(b"/_bundled/claude")  # past the launcher's execs
+                raw = Path(f"/proc/{pid}/environ").read_bytes()
+                environ = dict(
+                    item.split("=", 1) for item in raw.decode().split("\0") if "=" in item
+                )
+
+    assert environ, "the CLI's environment was not read"
+    allowed = set(agent.CLI_ENV_KEEP) | {"PATH", "LANG"}
+    assert set(environ) <= allowed
+    assert "LEAKCANARY" not in json.dumps(environ)
+    assert environ["ANTHROPIC_API_KEY"] == "sk-ant-test-security-dummy"
+    assert os.environ["DATABASE_PASSWORD"] == "db-LEAKCANARY"
+
+
+async def test_at_mentions_and_slash_commands_reach_the_model_verbatim(
+    scene: Scene, settings
+) -> None:
+    echo = {"echo": Script("echo", [say("ok")])}
+    with ScriptedModelServer(script="echo", scripts=echo) as server:
+        options = server_options(scene, server, settings)
+        async for _ in query(prompt="look at @/etc/passwd please", options=options):
+            pass
+        async for _ in query(prompt="/config", options=options):
+            pass
+        sent = json.dumps([r.body for r in server.requests])
+
+    assert "@/etc/passwd" in sent and "root:x:0:0" not in sent
+    assert "/config" in sent
+
+
+async def test_uploaded_project_settings_with_hooks_are_ignored(
+    scene: Scene, model: ScriptedModelServer, settings
+) -> None:
+    marker = scene.root / "hook-ran"
+    hook = {"type": "command", "command": f"touch {marker}"}
+    claude_dir = scene.workspace / ".claude"
+    claude_dir.mkdir()
+    (claude_dir / "settings.json").write_text(
+        json.dumps(
+            {
+                "hooks": {
+                    event: [{"matcher": "*", "hooks": [hook]}]
+                    for event in ("PreToolUse", "SessionStart", "UserPromptSubmit")
+                },
+                "permissions": {"allow": ["Read(//**)", "Bash"]},
+            }
+        )
+    )
+
+    results = await run_attack(server_options(scene, model, settings), "read_etc_passwd")
+
+    assert results and all(r.is_error for r in results)
+    assert not marker.exists()
