@@ -138,9 +138,13 @@ def find_workspace(body: dict[str, Any]) -> str | None:
 
 
 def script_marker(text: str) -> str | None:
-    """The NAME of a ``[script:NAME]`` marker in ``text``, if any."""
-    match = _SCRIPT_RE.search(text)
-    return match.group(1) if match else None
+    """The NAME of the last ``[script:NAME]`` marker in ``text``, if any.
+
+    The last one wins: the CLI merges a prompt that got no answer (its turn failed)
+    into the next prompt, so the newest marker is the one the person just sent.
+    """
+    names = _SCRIPT_RE.findall(text)
+    return names[-1] if names else None
 
 
 def _flatten_result(content: Any) -> str:

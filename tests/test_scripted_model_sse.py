@@ -512,3 +512,11 @@ def test_command_line_prints_its_address_and_stops_on_sigterm():
             process.wait()
         if process.stdout:
             process.stdout.close()
+
+
+def test_the_newest_script_marker_wins_when_prompts_were_merged() -> None:
+    from scripted_model.conversation import script_marker
+
+    merged = "[script:overloaded_529]\n\nok now? [script:echo]"
+    assert script_marker(merged) == "echo"
+    assert script_marker("no marker") is None
