@@ -12,8 +12,32 @@ class ChatSession(models.Model):
     sdk_session_id = models.CharField(max_length=64, blank=True, default="")
     message_count = models.PositiveIntegerField(default=0)
     cost_usd = models.FloatField(default=0.0)
+    last_seq = models.PositiveBigIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
     last_active_at = models.DateTimeField(auto_now=True)
 
     def __str__(self) -> str:
         return self.session_id
+
+
+class TurnOutcome(models.Model):
+    """The terminal frame of a turn that carried a ``clientMessageId``.
+
+    A client that resends a message after a reconnect (or a server restart) gets
+    this frame back instead of a second run of the turn.
+    """
+
+    session = models.ForeignKey(ChatSession, on_delete=models.CASCADE, related_name="outcomes")
+    client_message_id = models.CharField(max_length=128)
+    frame = models.JSONField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["session", "client_message_id"], name="one_outcome_per_client_message"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.session_id}:{self.client_message_id}"

@@ -190,7 +190,7 @@ class StatusFrame(ServerFrame):
     """Progress that is not text: e.g. the model API is being retried."""
 
     type: Literal["status"] = "status"
-    status: Literal["retrying", "stopping"]
+    status: Literal["retrying"]
     attempt: int | None = None
     max_attempts: int | None = None
     message: str

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
@@ -46,7 +45,6 @@ from workspaces.snapshots import Snapshot, diff_snapshots
 logger = logging.getLogger("dashboard_ai.chat")
 
 Send = Callable[[dict[str, Any]], Awaitable[None]]
-REMEMBERED_OUTCOMES = 100
 
 
 @dataclass
@@ -77,14 +75,16 @@ class SessionRunner:
         self._registry = registry
         self._subscribers: set[Send] = set()
         self._commands: asyncio.Queue[Turn | _Close] = asyncio.Queue()
-        self._outcomes: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self._client: ClaudeSDKClient | None = None
         self._task = asyncio.create_task(self._own(), name=f"session:{session_id}")
 
     # --- called by consumers -----------------------------------------------------
 
-    async def open(self, send: Send, frame: InitFrame) -> dict[str, Any]:
-        """Attach a socket, sync the files it sent, and return its ``ready`` frame."""
+    async def open(self, frame: InitFrame) -> dict[str, Any]:
+        """Sync the files a socket sent with ``init`` and return its ``ready`` frame.
+
+        The socket must be attached first (:meth:`SessionRegistry.attach`).
+        """
         if frame.files and self.turn is not None:
             raise SessionBusy("A turn is running; files can be sent again when it ends.")
         if frame.files:
@@ -92,7 +92,7 @@ class SessionRunner:
         else:
             await workspaces.create(session_id=self.session_id)
         record = await store.touch(self.session_id)
-        self._subscribers.add(send)
+        self.seq = max(self.seq, record.last_seq)
         ready = ReadyFrame(
             files=await workspaces.list_files(session_id=self.session_id),
             resumed=bool(record.sdk_session_id),
@@ -102,13 +102,13 @@ class SessionRunner:
 
     async def submit(self, send: Send, frame: MessageFrame) -> None:
         """Start a turn for ``frame``, or replay the outcome of one already run."""
-        self._subscribers.add(send)
         if frame.client_message_id:
-            if (outcome := self._outcomes.get(frame.client_message_id)) is not None:
-                await send(outcome)
-                return
             if self.turn is not None and self.turn.client_message_id == frame.client_message_id:
                 return  # a resend of the running turn: its frames are on their way
+            outcome = await store.outcome(self.session_id, frame.client_message_id)
+            if outcome is not None:
+                await send(outcome)
+                return
         if self.turn is not None:
             raise SessionBusy("A turn is already running in this session; stop it first.")
         if not agent.model_configured():
@@ -140,7 +140,15 @@ class SessionRunner:
     async def close(self) -> None:
         """End the runner now: the owner task closes the agent and releases the lease."""
         self._task.cancel()
-        await asyncio.gather(self._task, return_exceptions=True)
+        await self.wait_closed()
+
+    async def wait_closed(self) -> None:
+        """Return once the owner task has ended."""
+        await asyncio.gather(asyncio.shield(self._task), return_exceptions=True)
+
+    def attach(self, send: Send) -> None:
+        """Add a socket to the session's audience."""
+        self._subscribers.add(send)
 
     def leave(self, send: Send) -> None:
         """Detach a socket; the last one leaving stops the turn and releases the runner."""
@@ -168,12 +176,15 @@ class SessionRunner:
     async def emit(self, frame: ServerFrame) -> dict[str, Any]:
         """Number ``frame`` and send it to every socket of the session."""
         wire = self.stamp(frame, advance=True)
+        await self._broadcast(wire)
+        return wire
+
+    async def _broadcast(self, wire: dict[str, Any]) -> None:
         for send in list(self._subscribers):
             try:
                 await send(wire)
             except Exception:  # a socket that went away; leave() will follow
                 logger.debug("dropping a frame for a closed socket", exc_info=True)
-        return wire
 
     # --- the owner task ----------------------------------------------------------
 
@@ -191,6 +202,7 @@ class SessionRunner:
                 if isinstance(command, _Close):
                     if self._subscribers or self.turn is not None:
                         continue
+                    self.closed = True  # with the check above, atomically: no attach in between
                     break
                 await self._run(command)
         except asyncio.CancelledError:
@@ -199,9 +211,13 @@ class SessionRunner:
             raise
         finally:
             self.closed = True
-            self._registry.forget(self)
-            await self._close_client()
-            await workspaces.release_lease(session_id=self.session_id)
+            try:
+                await self._close_client()
+                await workspaces.release_lease(session_id=self.session_id)
+            finally:
+                # Only now may a new runner for this session start: it would otherwise
+                # share this one's CLI pidfile, transcript and lease.
+                self._registry.forget(self)
 
     async def _run(self, turn: Turn) -> None:
         """Run one turn to exactly one terminal frame, whatever happens."""
@@ -334,15 +350,17 @@ class SessionRunner:
         )
 
     async def _finish(self, turn: Turn, terminal: ServerFrame) -> None:
-        """Send the turn's one terminal frame and free the session for the next turn."""
+        """Send the turn's one terminal frame and free the session for the next turn.
+
+        The outcome is stored before anyone sees it, so a client that resends the
+        message as soon as it has the answer gets the stored outcome, not a rerun.
+        """
         if turn.terminal is not None:
             return
-        turn.terminal = await self.emit(terminal)
-        if turn.client_message_id:
-            self._outcomes[turn.client_message_id] = turn.terminal
-            while len(self._outcomes) > REMEMBERED_OUTCOMES:
-                self._outcomes.popitem(last=False)
+        turn.terminal = wire = self.stamp(terminal, advance=True)
+        await store.record_outcome(self.session_id, self.seq, turn.client_message_id, wire)
         self.turn = None
+        await self._broadcast(wire)
 
     # --- the client --------------------------------------------------------------
 
@@ -375,18 +393,21 @@ class SessionRegistry:
     def __init__(self) -> None:
         self._runners: dict[str, SessionRunner] = {}
 
-    def runner_for(self, session_id: str) -> SessionRunner:
-        """The session's live runner, started if needed."""
-        runner = self._runners.get(session_id)
-        if runner is None or runner.closed:
-            runner = SessionRunner(session_id, self)
-            self._runners[session_id] = runner
-        return runner
+    async def attach(self, session_id: str, send: Send) -> SessionRunner:
+        """Attach a socket to the session's live runner, starting one if needed.
 
-    def get(self, session_id: str) -> SessionRunner | None:
-        """The session's live runner, if any."""
-        runner = self._runners.get(session_id)
-        return None if runner is None or runner.closed else runner
+        A runner that is closing is waited for first, so that two runners of one
+        session never live at once.
+        """
+        while True:
+            runner = self._runners.get(session_id)
+            if runner is None:
+                runner = SessionRunner(session_id, self)
+                self._runners[session_id] = runner
+            if not runner.closed:
+                runner.attach(send)
+                return runner
+            await runner.wait_closed()
 
     def forget(self, runner: SessionRunner) -> None:
         """Called by a runner as it ends."""

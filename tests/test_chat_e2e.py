@@ -312,3 +312,41 @@ async def test_an_init_above_a_mebibyte_is_accepted_and_an_oversized_frame_refus
     error = await chat.until("error")
     assert error[-1]["code"] == "PAYLOAD_TOO_LARGE"
     assert (await chat.init(session_id))["type"] == "ready"
+
+
+async def test_immediate_reconnect_to_the_same_session_works(
+    backend: LiveServer, session_id: str
+) -> None:
+    for round_number in range(3):
+        client = await ChatClient.connect(backend.ws_url)
+        ready = await client.init(session_id)
+        frames = await client.message(session_id, f"round {round_number} [script:echo]")
+        await client.close()
+        assert ready["type"] == "ready"
+        assert frames[-1]["type"] == "complete", frames[-1]
+
+
+async def test_seq_and_resent_outcomes_survive_a_server_restart(
+    tmp_path, shared_model: ScriptedModelServer
+) -> None:
+    server = LiveServer(data=tmp_path, env=server_env(tmp_path, shared_model.url))
+    server.start()
+    try:
+        client = await ChatClient.connect(server.ws_url)
+        await client.init("seq1")
+        first = await client.message("seq1", "hello [script:echo]", clientMessageId="m1")
+        await client.close()
+        server.stop()
+        server.start()
+        client = await ChatClient.connect(server.ws_url)
+        ready = await client.init("seq1")
+        resent = await client.message("seq1", "hello [script:echo]", clientMessageId="m1")
+        second = await client.message("seq1", "again [script:echo]", clientMessageId="m2")
+        await client.close()
+    finally:
+        server.stop()
+
+    last_seq = first[-1]["seq"]
+    assert ready["seq"] == last_seq
+    assert resent == [first[-1]]
+    assert second[0]["seq"] == last_seq + 1

@@ -19,6 +19,8 @@ class WorkspaceError(Exception):
     """Root of every error raised by the workspaces app."""
 
     code: str = "WORKSPACE_ERROR"
+    #: Every workspace error is about the request, so the client can fix it and retry.
+    recoverable = True
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
