@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from scripted_model.server import ScriptedModelServer
-from tests.support.live import ChatClient, LiveServer, claude_processes, server_env
+from tests.support.live import ChatClient, LiveServer, claude_processes
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -194,26 +194,20 @@ async def test_model_trouble_ends_in_a_recoverable_error(
 
 
 async def test_conversation_resumes_after_a_server_restart(
-    tmp_path, shared_model: ScriptedModelServer
+    own_server, shared_model: ScriptedModelServer
 ) -> None:
-    server = LiveServer(data=tmp_path, env=server_env(tmp_path, shared_model.url))
-    server.start()
-    try:
+    with own_server() as server:
         client = await ChatClient.connect(server.ws_url)
         await client.init("restart1")
         first = await client.message("restart1", "remember pineapple [script:echo]")
         assert first[-1]["type"] == "complete"
         await client.close()
-        server.stop()
-
-        server.start()
+        server.restart()
         shared_model.clear_requests()
         client = await ChatClient.connect(server.ws_url)
         ready = await client.init("restart1")
         second = await client.message("restart1", "what fruit? [script:echo]")
         await client.close()
-    finally:
-        server.stop()
 
     assert ready["resumed"] is True and ready["messageCount"] == 1
     assert second[-1]["type"] == "complete"
@@ -222,12 +216,9 @@ async def test_conversation_resumes_after_a_server_restart(
 
 
 async def test_idle_cli_is_closed_and_the_next_message_resumes(
-    tmp_path, shared_model: ScriptedModelServer
+    own_server, shared_model: ScriptedModelServer
 ) -> None:
-    env = server_env(tmp_path, shared_model.url, AGENT_IDLE_SECONDS="1")
-    server = LiveServer(data=tmp_path, env=env)
-    server.start()
-    try:
+    with own_server(AGENT_IDLE_SECONDS="1") as server:
         client = await ChatClient.connect(server.ws_url)
         await client.init("idle1")
         await client.message("idle1", "remember kiwi [script:echo]")
@@ -240,8 +231,6 @@ async def test_idle_cli_is_closed_and_the_next_message_resumes(
         shared_model.clear_requests()
         second = await client.message("idle1", "which fruit? [script:echo]")
         await client.close()
-    finally:
-        server.stop()
 
     assert closed_while_connected
     assert second[-1]["type"] == "complete"
@@ -250,19 +239,14 @@ async def test_idle_cli_is_closed_and_the_next_message_resumes(
 
 
 async def test_missing_model_key_is_reported_at_first_message_and_start(
-    tmp_path, shared_model: ScriptedModelServer
+    own_server, shared_model: ScriptedModelServer
 ) -> None:
-    env = server_env(tmp_path, shared_model.url, ANTHROPIC_API_KEY="", ANTHROPIC_BASE_URL="")
-    server = LiveServer(data=tmp_path, env=env)
-    server.start()
-    try:
+    with own_server(ANTHROPIC_API_KEY="", ANTHROPIC_BASE_URL="") as server:
         client = await ChatClient.connect(server.ws_url)
         await client.init("nokey1")
         frames = await client.message("nokey1", "hello")
         health = server.get_json("/health")
         await client.close()
-    finally:
-        server.stop()
 
     assert frames[-1]["code"] == "MODEL_NOT_CONFIGURED"
     assert health["modelConfigured"] is False
@@ -327,24 +311,19 @@ async def test_immediate_reconnect_to_the_same_session_works(
 
 
 async def test_seq_and_resent_outcomes_survive_a_server_restart(
-    tmp_path, shared_model: ScriptedModelServer
+    own_server, shared_model: ScriptedModelServer
 ) -> None:
-    server = LiveServer(data=tmp_path, env=server_env(tmp_path, shared_model.url))
-    server.start()
-    try:
+    with own_server() as server:
         client = await ChatClient.connect(server.ws_url)
         await client.init("seq1")
         first = await client.message("seq1", "hello [script:echo]", clientMessageId="m1")
         await client.close()
-        server.stop()
-        server.start()
+        server.restart()
         client = await ChatClient.connect(server.ws_url)
         ready = await client.init("seq1")
         resent = await client.message("seq1", "hello [script:echo]", clientMessageId="m1")
         second = await client.message("seq1", "again [script:echo]", clientMessageId="m2")
         await client.close()
-    finally:
-        server.stop()
 
     last_seq = first[-1]["seq"]
     assert ready["seq"] == last_seq

@@ -8,17 +8,15 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 
 from scripted_model.server import ScriptedModelServer
-from tests.support.live import ChatClient, LiveServer, claude_processes, server_env
+from tests.support.live import ChatClient, claude_processes
 
 pytestmark = pytest.mark.timeout(60)
 
 
 async def test_sigterm_mid_turn_ends_turn_closes_4012_and_exits(
-    tmp_path, shared_model: ScriptedModelServer
+    own_server, shared_model: ScriptedModelServer
 ) -> None:
-    server = LiveServer(data=tmp_path, env=server_env(tmp_path, shared_model.url))
-    server.start()
-    try:
+    with own_server() as server:
         client = await ChatClient.connect(server.ws_url)
         await client.init("sigterm1")
         await client.send(
@@ -33,8 +31,6 @@ async def test_sigterm_mid_turn_ends_turn_closes_4012_and_exits(
             await client.recv(timeout=10)
         exit_code = server.process.wait(timeout=15)
         took = time.monotonic() - started
-    finally:
-        server.stop()
 
     assert frames[-1]["type"] == "complete" and frames[-1]["stopped"] is True
     assert [f["type"] for f in client.frames].count("complete") == 1

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from itertools import count
 
 import pytest
@@ -31,6 +31,16 @@ def backend(
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def own_server(tmp_path, shared_model: ScriptedModelServer) -> Callable[..., LiveServer]:
+    """A factory of backends of this test's own, configured with extra variables."""
+
+    def make(**overrides: str) -> LiveServer:
+        return LiveServer(data=tmp_path, env=server_env(tmp_path, shared_model.url, **overrides))
+
+    return make
 
 
 @pytest.fixture

@@ -96,6 +96,18 @@ class LiveServer:
             process.wait()
             return None
 
+    def restart(self) -> None:
+        """Stop the server process and start a new one on the same data."""
+        self.stop()
+        self.start()
+
+    def __enter__(self) -> LiveServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
     def get_json(self, path: str, headers: dict[str, str] | None = None) -> Any:
         request = urllib.request.Request(self.http_url + path, headers=headers or {})
         with urllib.request.urlopen(request, timeout=5) as response:
