@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import time
 
 import pytest
 
 from scripted_model.server import ScriptedModelServer
-from tests.support.live import ChatClient, LiveServer, claude_processes
+from tests.support.live import ChatClient, LiveServer, claude_processes, free_port
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -329,3 +332,53 @@ async def test_seq_and_resent_outcomes_survive_a_server_restart(
     assert ready["seq"] == last_seq
     assert resent == [first[-1]]
     assert second[0]["seq"] == last_seq + 1
+
+
+async def test_stop_escalates_when_the_cli_cannot_answer_the_interrupt(
+    chat: ChatClient, session_id: str
+) -> None:
+    await chat.init(session_id)
+    await chat.send({"type": "message", "sessionId": session_id, "message": "[script:long_text]"})
+    await chat.until("stream")
+    [pid] = claude_processes(session_id)
+    os.kill(pid, signal.SIGSTOP)  # a CLI that hangs: it can neither answer nor exit
+    started = time.monotonic()
+
+    await chat.send({"type": "stop", "sessionId": session_id})
+    frames = await chat.turn(timeout=15)
+    took = time.monotonic() - started
+
+    assert frames[-1]["type"] == "complete" and frames[-1]["stopped"] is True
+    assert took < 3 + 1.5  # STOP_DEADLINE_SECONDS of the test server, plus slack
+    for _ in range(30):
+        if not claude_processes(session_id):
+            break
+        await asyncio.sleep(0.1)
+    assert claude_processes(session_id) == []
+    after = await chat.message(session_id, "still there? [script:echo]")
+    assert after[-1]["type"] == "complete"
+
+
+async def test_dropped_model_stream_ends_in_a_recoverable_error(
+    chat: ChatClient, session_id: str
+) -> None:
+    await chat.init(session_id)
+
+    frames = await chat.message(session_id, "[script:drop_mid_stream]")
+
+    assert frames[-1]["type"] == "error" and frames[-1]["recoverable"] is True
+    assert frames[-1]["code"] in ("MODEL_UNAVAILABLE", "MODEL_ERROR")
+
+
+async def test_unreachable_model_ends_in_a_recoverable_error(own_server) -> None:
+    with own_server(ANTHROPIC_BASE_URL=f"http://127.0.0.1:{free_port()}") as server:
+        client = await ChatClient.connect(server.ws_url)
+        await client.init("refused1")
+        started = time.monotonic()
+        frames = await client.message("refused1", "hello")
+        took = time.monotonic() - started
+        await client.close()
+
+    assert frames[-1]["type"] == "error" and frames[-1]["recoverable"] is True
+    assert frames[-1]["code"] in ("MODEL_UNAVAILABLE", "MODEL_ERROR")
+    assert took < 30
