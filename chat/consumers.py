@@ -14,8 +14,18 @@ from typing import Any
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
-from chat import shutdown
-from chat.exceptions import ChatError, FrameTooLarge, InvalidMessage, NotInitialized
+from chat import limits, shutdown
+from chat.auth import SUBPROTOCOL, presents_token
+from chat.exceptions import (
+    ChatError,
+    FrameTooLarge,
+    InvalidMessage,
+    NotInitialized,
+    RateLimited,
+    ServerBusy,
+    Unauthorized,
+)
+from chat.limits import TokenBucket
 from chat.protocol import (
     ClientFrame,
     InitFrame,
@@ -29,6 +39,11 @@ from workspaces.exceptions import WorkspaceError
 
 logger = logging.getLogger("dashboard_ai.ws")
 
+# Application close codes (autobahn allows 1000 and 3000-4999 only): 4000 + the
+# HTTP status or the RFC 6455 code they stand for.
+CLOSE_UNAUTHORIZED = 4401
+CLOSE_BUSY = 4013
+
 
 class ChatConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
     """Speaks the chat protocol of docs/protocol.md on one socket."""
@@ -36,12 +51,32 @@ class ChatConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
     async def connect(self) -> None:
         self.opened_at = time.monotonic()
         self.runners: dict[str, SessionRunner] = {}
+        self.rate = TokenBucket(settings.CHAT_RATE_PER_SECOND, settings.CHAT_RATE_BURST)
+        self.client_address = (self.scope.get("client") or ("unknown",))[0]
+        self.counted = False
+        offered = self.scope.get("subprotocols") or []
+        await self.accept(subprotocol=SUBPROTOCOL if SUBPROTOCOL in offered else None)
+        if not presents_token(self.scope):
+            await self.refuse(Unauthorized("This server needs a valid token."), CLOSE_UNAUTHORIZED)
+            return
+        if not limits.sockets.open(self.client_address, settings.MAX_SOCKETS_PER_CLIENT):
+            await self.refuse(ServerBusy("Too many connections from this address."), CLOSE_BUSY)
+            return
+        self.counted = True
         shutdown.install()
         shutdown.track_socket(self.close_with)
-        await self.accept()
         logger.info("websocket connected", extra=self._who())
 
+    async def refuse(self, exc: ChatError, close_code: int) -> None:
+        """Tell the client why in an ``error`` frame, then close the socket."""
+        logger.warning("websocket refused", extra={**self._who(), "code": exc.code})
+        await self.send_error(exc, None)
+        await self.close(code=close_code)
+
     async def disconnect(self, code: int) -> None:
+        if not self.counted:
+            return
+        limits.sockets.close(self.client_address)
         shutdown.forget_socket(self.close_with)
         for runner in self.runners.values():
             runner.leave(self.send_frame)
@@ -58,6 +93,10 @@ class ChatConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         frame: ClientFrame | None = None
         try:
+            if not self.counted:
+                return  # refused at connect; the close is on its way
+            if not self.rate.take():
+                raise RateLimited("Too many frames; slow down.")
             if text_data is None:
                 raise InvalidMessage("Frames must be JSON text, not binary.")
             if len(text_data) > settings.CHAT_MAX_FRAME_BYTES or (

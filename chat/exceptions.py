@@ -50,6 +50,25 @@ class SessionBusy(ChatError):
     code = "SESSION_BUSY"
 
 
+class RateLimited(ChatError):
+    """The socket sends frames faster than ``CHAT_RATE_PER_SECOND`` allows."""
+
+    code = "RATE_LIMITED"
+
+
+class ServerBusy(ChatError):
+    """The server is at one of its capacity limits; try again later."""
+
+    code = "SERVER_BUSY"
+
+
+class Unauthorized(ChatError):
+    """The socket did not present the configured ``CHAT_AUTH_TOKEN``."""
+
+    code = "UNAUTHORIZED"
+    recoverable = False
+
+
 class ModelNotConfigured(ChatError):
     """No API key and no model base URL are configured on the server."""
 

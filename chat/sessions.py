@@ -23,8 +23,15 @@ from django.conf import settings
 
 from chat import agent, store
 from chat.events import FileTouched, TurnEnded, TurnTranslator
-from chat.exceptions import ChatError, InternalError, ModelNotConfigured, SessionBusy
+from chat.exceptions import (
+    ChatError,
+    InternalError,
+    ModelNotConfigured,
+    ServerBusy,
+    SessionBusy,
+)
 from chat.outcomes import error_for_result, model_error_for_exception
+from chat.pool import pool
 from chat.processes import kill_process_group
 from chat.protocol import (
     CompleteFrame,
@@ -63,6 +70,10 @@ class _Close:
     """Queue sentinel: release the runner if no socket is attached any more."""
 
 
+class _CloseAgent:
+    """Queue sentinel: close the CLI now (the pool needs its slot); keep the runner."""
+
+
 class SessionRunner:
     """The one task that owns a session's agent, plus the session's event stream."""
 
@@ -74,7 +85,7 @@ class SessionRunner:
         self.closed = False
         self._registry = registry
         self._subscribers: set[Send] = set()
-        self._commands: asyncio.Queue[Turn | _Close] = asyncio.Queue()
+        self._commands: asyncio.Queue[Turn | _Close | _CloseAgent] = asyncio.Queue()
         self._client: ClaudeSDKClient | None = None
         self._task = asyncio.create_task(self._own(), name=f"session:{session_id}")
 
@@ -146,6 +157,15 @@ class SessionRunner:
         """Return once the owner task has ended."""
         await asyncio.gather(asyncio.shield(self._task), return_exceptions=True)
 
+    @property
+    def busy(self) -> bool:
+        """Whether a turn is running."""
+        return self.turn is not None
+
+    def close_agent_soon(self) -> None:
+        """Ask the owner task to close the CLI when it is next free (for the agent pool)."""
+        self._commands.put_nowait(_CloseAgent())
+
     def attach(self, send: Send) -> None:
         """Add a socket to the session's audience."""
         self._subscribers.add(send)
@@ -199,6 +219,10 @@ class SessionRunner:
                     logger.info("closing idle agent", extra={"sessionId": self.session_id})
                     await self._close_client()
                     continue
+                if isinstance(command, _CloseAgent):
+                    if self.turn is None:
+                        await self._close_client()
+                    continue
                 if isinstance(command, _Close):
                     if self._subscribers or self.turn is not None:
                         continue
@@ -222,12 +246,10 @@ class SessionRunner:
     async def _run(self, turn: Turn) -> None:
         """Run one turn to exactly one terminal frame, whatever happens."""
         terminal: ServerFrame
-        before = await workspaces.snapshot(session_id=self.session_id)
         try:
+            before = await workspaces.snapshot(session_id=self.session_id)
             terminal = await self._converse(turn, before)
-        except ChatError as exc:
-            terminal = error_frame_for(exc)
-        except WorkspaceError as exc:
+        except (ChatError, WorkspaceError) as exc:
             terminal = error_frame_for(exc)
         except ClaudeSDKError as exc:
             logger.warning(
@@ -248,7 +270,12 @@ class SessionRunner:
         await client.query(turn.message)
         translator = TurnTranslator(workspace=PurePosixPath(self.workspace))
         pump = asyncio.create_task(self._pump(client, translator, turn))
-        outcome = await self._supervise(pump, turn)
+        try:
+            outcome = await self._supervise(pump, turn)
+        finally:
+            if not pump.done():  # _supervise failed: never leave the pump running
+                pump.cancel()
+                await asyncio.gather(pump, return_exceptions=True)
         if outcome == "done":
             ended = pump.result()  # re-raises what the agent raised
             if ended is None:
@@ -324,6 +351,7 @@ class SessionRunner:
         finally:
             self._client = None
             kill_process_group(agent.paths_for(self.session_id).pidfile)
+            pool.release(self)
         await asyncio.gather(pump, return_exceptions=True)
 
     async def _emit_file(self, path: str) -> None:
@@ -358,7 +386,12 @@ class SessionRunner:
         if turn.terminal is not None:
             return
         turn.terminal = wire = self.stamp(terminal, advance=True)
-        await store.record_outcome(self.session_id, self.seq, turn.client_message_id, wire)
+        try:
+            await store.record_outcome(self.session_id, self.seq, turn.client_message_id, wire)
+        except Exception:  # the client must get its answer even if the database fails
+            logger.exception(
+                "storing the turn's outcome failed", extra={"sessionId": self.session_id}
+            )
         self.turn = None
         await self._broadcast(wire)
 
@@ -372,9 +405,15 @@ class SessionRunner:
                 workspace=self.workspace,
                 resume=record.sdk_session_id or None,
             )
+            await pool.acquire(self)
             client = ClaudeSDKClient(options)
-            await client.connect()
+            try:
+                await client.connect()
+            except BaseException:
+                pool.release(self)
+                raise
             self._client = client
+        pool.touch(self)
         return self._client
 
     async def _close_client(self) -> None:
@@ -385,6 +424,7 @@ class SessionRunner:
             except Exception:
                 logger.warning("closing the agent failed", extra={"sessionId": self.session_id})
             kill_process_group(agent.paths_for(self.session_id).pidfile)
+            pool.release(self)
 
 
 class SessionRegistry:
@@ -402,6 +442,8 @@ class SessionRegistry:
         while True:
             runner = self._runners.get(session_id)
             if runner is None:
+                if len(self._runners) >= settings.MAX_SESSIONS:
+                    raise ServerBusy("This server has too many live sessions; try again later.")
                 runner = SessionRunner(session_id, self)
                 self._runners[session_id] = runner
             if not runner.closed:

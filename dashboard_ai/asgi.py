@@ -18,7 +18,7 @@ from django.core.management import call_command  # noqa: E402
 
 from chat.agent import model_configured  # noqa: E402
 from chat.routing import websocket_urlpatterns  # noqa: E402
-from dashboard_ai.origins import BrowserOriginValidator  # noqa: E402
+from dashboard_ai.handshake import AllowedHostValidator, BrowserOriginValidator  # noqa: E402
 
 if settings.AUTO_MIGRATE:
     # A plain `daphne dashboard_ai.asgi:application` must work on a fresh machine with
@@ -34,8 +34,8 @@ if not model_configured():
 application = ProtocolTypeRouter(
     {
         "http": django_application,
-        "websocket": BrowserOriginValidator(
-            URLRouter(websocket_urlpatterns), settings.CORS_ALLOWED_ORIGINS
+        "websocket": AllowedHostValidator(
+            BrowserOriginValidator(URLRouter(websocket_urlpatterns), settings.CORS_ALLOWED_ORIGINS)
         ),
     }
 )

@@ -53,6 +53,7 @@ MIDDLEWARE = [
     "corsheaders.middleware.CorsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
@@ -87,6 +88,10 @@ SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 SECURE_SSL_REDIRECT = read_bool("SECURE_SSL_REDIRECT", False)
 SECURE_HSTS_SECONDS = read_int("SECURE_HSTS_SECONDS", 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = read_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = read_bool("SECURE_HSTS_PRELOAD", False)
+# Behind TLS (SSL redirect on), cookies are HTTPS-only too.
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE = SECURE_SSL_REDIRECT
 
 # --- The model -------------------------------------------------------------
 ANTHROPIC_API_KEY = read("ANTHROPIC_API_KEY", env.str, "")
@@ -109,6 +114,15 @@ WORKSPACE_MAX_FILE_BYTES = read_int("WORKSPACE_MAX_FILE_BYTES", 5 * 1024 * 1024,
 WORKSPACE_MAX_TOTAL_BYTES = read_int("WORKSPACE_MAX_TOTAL_BYTES", 20 * 1024 * 1024, minimum=1)
 CHAT_MAX_FRAME_BYTES = read_int("CHAT_MAX_FRAME_BYTES", 32 * 1024 * 1024, minimum=1024)
 CHAT_MAX_MESSAGE_CHARS = read_int("CHAT_MAX_MESSAGE_CHARS", 100_000, minimum=1)
+
+# --- Access and capacity ---------------------------------------------------------
+CHAT_AUTH_TOKEN = read("CHAT_AUTH_TOKEN", env.str, "")
+CHAT_RATE_PER_SECOND = read_float("CHAT_RATE_PER_SECOND", 10.0, minimum=0.1)
+CHAT_RATE_BURST = read_int("CHAT_RATE_BURST", 30, minimum=1)
+MAX_SOCKETS_PER_CLIENT = read_int("MAX_SOCKETS_PER_CLIENT", 20, minimum=1)
+MAX_SESSIONS = read_int("MAX_SESSIONS", 200, minimum=1)
+MAX_LIVE_AGENTS = read_int("MAX_LIVE_AGENTS", 16, minimum=1)
+AGENT_SLOT_WAIT_SECONDS = read_float("AGENT_SLOT_WAIT_SECONDS", 10.0)
 
 # --- Logging -----------------------------------------------------------------
 LOG_LEVEL = read_choice("LOG_LEVEL", "INFO", ("debug", "info", "warning", "error")).upper()
