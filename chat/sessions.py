@@ -456,6 +456,12 @@ class SessionRegistry:
         if self._runners.get(runner.session_id) is runner:
             del self._runners[runner.session_id]
 
+    async def end_session(self, session_id: str) -> None:
+        """End the session's live runner, if any: its turn is cancelled, its CLI closed."""
+        runner = self._runners.get(session_id)
+        if runner is not None:
+            await runner.close()
+
     async def shutdown(self, deadline: float) -> None:
         """Stop every turn (each sends its terminal frame), then end every runner."""
         runners = list(self._runners.values())
