@@ -116,15 +116,9 @@ class ChatConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
     async def dispatch_frame(self, frame: ClientFrame) -> None:
         """Hand one validated frame to the session it names."""
         if isinstance(frame, InitFrame):
-            runner = await registry.attach(frame.session_id, self.send_frame)
-            try:
-                ready = await runner.open(frame)
-            except BaseException:
-                if frame.session_id not in self.runners:
-                    runner.leave(self.send_frame)
-                raise
-            self.runners[frame.session_id] = runner
-            await self.send_frame(ready)
+            self.runners[frame.session_id] = await registry.open(
+                frame.session_id, self.send_frame, frame
+            )
         elif isinstance(frame, MessageFrame):
             await self.runner(frame.session_id).submit(self.send_frame, frame)
         elif isinstance(frame, StopFrame):

@@ -63,6 +63,7 @@ class InitFrame(ClientFrame):
 
     type: Literal["init"]
     files: dict[str, FileContent] | None = None
+    last_seq: Annotated[int, Field(ge=0)] | None = None
 
 
 class MessageFrame(ClientFrame):
@@ -150,6 +151,8 @@ class ReadyFrame(ServerFrame):
     resumed: bool
     message_count: int
     protocol_version: int = PROTOCOL_VERSION
+    replay_truncated: bool = False
+    contents: dict[str, FileContent] | None = None
 
 
 class StreamFrame(ServerFrame):

@@ -45,6 +45,7 @@ from chat.protocol import (
     error_frame_for,
     file_content,
 )
+from chat.replay import EventLog
 from workspaces import services as workspaces
 from workspaces.exceptions import WorkspaceError
 from workspaces.snapshots import Snapshot, diff_snapshots
@@ -66,8 +67,8 @@ class Turn:
     terminal: dict[str, Any] | None = None
 
 
-class _Close:
-    """Queue sentinel: release the runner if no socket is attached any more."""
+class _Wake:
+    """Queue sentinel: a socket left; look again at whether the runner is idle."""
 
 
 class _CloseAgent:
@@ -85,16 +86,23 @@ class SessionRunner:
         self.closed = False
         self._registry = registry
         self._subscribers: set[Send] = set()
-        self._commands: asyncio.Queue[Turn | _Close | _CloseAgent] = asyncio.Queue()
+        self._holds = 0  # sockets between registry lookup and attach: keep the runner
+        self.log = EventLog(
+            max_events=settings.REPLAY_BUFFER_EVENTS, max_bytes=settings.REPLAY_BUFFER_BYTES
+        )
+        self._commands: asyncio.Queue[Turn | _Wake | _CloseAgent] = asyncio.Queue()
         self._client: ClaudeSDKClient | None = None
         self._task = asyncio.create_task(self._own(), name=f"session:{session_id}")
 
     # --- called by consumers -----------------------------------------------------
 
-    async def open(self, frame: InitFrame) -> dict[str, Any]:
-        """Sync the files a socket sent with ``init`` and return its ``ready`` frame.
+    async def open(self, send: Send, frame: InitFrame) -> None:
+        """Answer a socket's ``init``: sync its files, send ``ready``, replay, attach.
 
-        The socket must be attached first (:meth:`SessionRegistry.attach`).
+        With ``lastSeq`` the socket first gets every event after it that the log
+        still holds; when some are gone, ``ready`` says ``replayTruncated`` and carries
+        the current files instead. Either way the socket then receives every later
+        event exactly once, in order.
         """
         if frame.files and self.turn is not None:
             raise SessionBusy("A turn is running; files can be sent again when it ends.")
@@ -103,13 +111,37 @@ class SessionRunner:
         else:
             await workspaces.create(session_id=self.session_id)
         record = await store.touch(self.session_id)
-        self.seq = max(self.seq, record.last_seq)
-        ready = ReadyFrame(
-            files=await workspaces.list_files(session_id=self.session_id),
-            resumed=bool(record.sdk_session_id),
-            message_count=record.message_count,
+        if record.last_seq > self.seq:
+            self.seq = record.last_seq
+            self.log.restart_at(record.last_seq)
+        replay = None if frame.last_seq is None else self.log.since(frame.last_seq)
+        truncated = frame.last_seq is not None and replay is None
+        contents = None
+        if truncated:
+            snapshot = await workspaces.snapshot(session_id=self.session_id)
+            contents = {path: file_content(state.content) for path, state in snapshot.items()}
+        ready = self.stamp(
+            ReadyFrame(
+                files=await workspaces.list_files(session_id=self.session_id),
+                resumed=bool(record.sdk_session_id),
+                message_count=record.message_count,
+                replay_truncated=truncated,
+                contents=contents,
+            )
         )
-        return self.stamp(ready)
+        await send(ready)
+        start = (
+            frame.last_seq if frame.last_seq is not None and replay is not None else ready["seq"]
+        )
+        await self._catch_up(send, start)
+
+    async def _catch_up(self, send: Send, seq: int) -> None:
+        """Send the held events after ``seq``, then attach with no event in between."""
+        while events := self.log.since(seq):
+            for event in events:
+                await send(event)
+                seq = event["seq"]
+        self._subscribers.add(send)  # no await since the last check: nothing missed
 
     async def submit(self, send: Send, frame: MessageFrame) -> None:
         """Start a turn for ``frame``, or replay the outcome of one already run."""
@@ -166,16 +198,24 @@ class SessionRunner:
         """Ask the owner task to close the CLI when it is next free (for the agent pool)."""
         self._commands.put_nowait(_CloseAgent())
 
-    def attach(self, send: Send) -> None:
-        """Add a socket to the session's audience."""
-        self._subscribers.add(send)
+    def hold(self) -> None:
+        """Keep the runner alive while a socket is being attached."""
+        self._holds += 1
+
+    def unhold(self) -> None:
+        """The socket is attached (or gave up)."""
+        self._holds -= 1
+        self._commands.put_nowait(_Wake())
 
     def leave(self, send: Send) -> None:
-        """Detach a socket; the last one leaving stops the turn and releases the runner."""
+        """Detach a socket. A running turn goes on; an idle runner is released later."""
         self._subscribers.discard(send)
-        if not self._subscribers:
-            self.stop()
-            self._commands.put_nowait(_Close())
+        self._commands.put_nowait(_Wake())
+
+    @property
+    def unattended(self) -> bool:
+        """No socket, no turn, no socket on its way: the runner may be released."""
+        return not self._subscribers and self.turn is None and self._holds == 0
 
     # --- events --------------------------------------------------------------------
 
@@ -194,12 +234,13 @@ class SessionRunner:
         return frame.model_copy(update=update).to_wire()
 
     async def emit(self, frame: ServerFrame) -> dict[str, Any]:
-        """Number ``frame`` and send it to every socket of the session."""
+        """Number ``frame``, keep it for replay and send it to every socket of the session."""
         wire = self.stamp(frame, advance=True)
         await self._broadcast(wire)
         return wire
 
     async def _broadcast(self, wire: dict[str, Any]) -> None:
+        self.log.append(wire)
         for send in list(self._subscribers):
             try:
                 await send(wire)
@@ -212,10 +253,14 @@ class SessionRunner:
         try:
             await workspaces.acquire_lease(session_id=self.session_id)
             while True:
-                idle = settings.AGENT_IDLE_SECONDS if self._client else None
+                idle = settings.AGENT_IDLE_SECONDS
+                wait = idle if self._client or self.unattended else None
                 try:
-                    command = await asyncio.wait_for(self._commands.get(), timeout=idle)
+                    command = await asyncio.wait_for(self._commands.get(), timeout=wait)
                 except TimeoutError:
+                    if self.unattended:
+                        self.closed = True  # checked and set with no await between
+                        break
                     logger.info("closing idle agent", extra={"sessionId": self.session_id})
                     await self._close_client()
                     continue
@@ -223,11 +268,8 @@ class SessionRunner:
                     if self.turn is None:
                         await self._close_client()
                     continue
-                if isinstance(command, _Close):
-                    if self._subscribers or self.turn is not None:
-                        continue
-                    self.closed = True  # with the check above, atomically: no attach in between
-                    break
+                if isinstance(command, _Wake):
+                    continue
                 await self._run(command)
         except asyncio.CancelledError:
             if self.turn is not None and self.turn.terminal is None:
@@ -433,8 +475,8 @@ class SessionRegistry:
     def __init__(self) -> None:
         self._runners: dict[str, SessionRunner] = {}
 
-    async def attach(self, session_id: str, send: Send) -> SessionRunner:
-        """Attach a socket to the session's live runner, starting one if needed.
+    async def open(self, session_id: str, send: Send, frame: InitFrame) -> SessionRunner:
+        """Open the session for a socket (see :meth:`SessionRunner.open`), starting a runner.
 
         A runner that is closing is waited for first, so that two runners of one
         session never live at once.
@@ -447,9 +489,14 @@ class SessionRegistry:
                 runner = SessionRunner(session_id, self)
                 self._runners[session_id] = runner
             if not runner.closed:
-                runner.attach(send)
-                return runner
+                break
             await runner.wait_closed()
+        runner.hold()  # no await since the check: the runner cannot close under us
+        try:
+            await runner.open(send, frame)
+        finally:
+            runner.unhold()
+        return runner
 
     def forget(self, runner: SessionRunner) -> None:
         """Called by a runner as it ends."""

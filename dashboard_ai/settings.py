@@ -104,6 +104,8 @@ CLAUDE_CODE_MAX_RETRIES = read_int("CLAUDE_CODE_MAX_RETRIES", 2)
 AGENT_IDLE_SECONDS = read_float("AGENT_IDLE_SECONDS", 300.0)
 STOP_DEADLINE_SECONDS = read_float("STOP_DEADLINE_SECONDS", 5.0, minimum=0.5)
 MODEL_STALL_SECONDS = read_float("MODEL_STALL_SECONDS", 60.0, minimum=1.0)
+REPLAY_BUFFER_EVENTS = read_int("REPLAY_BUFFER_EVENTS", 2000, minimum=1)
+REPLAY_BUFFER_BYTES = read_int("REPLAY_BUFFER_BYTES", 4 * 1024 * 1024, minimum=1024)
 DATA_DIR = read("DATA_DIR", env.path, BASE_DIR / "var")
 
 # --- Workspaces --------------------------------------------------------------

@@ -132,21 +132,27 @@ async def test_stop_reports_files_written_before_it(chat: ChatClient, session_id
     assert list(complete["files"]) == ["src/App.tsx"]
 
 
-async def test_disconnect_mid_turn_leaves_no_cli_process(
-    backend: LiveServer, session_id: str
+async def test_a_turn_outlives_its_socket_then_the_idle_session_is_released(
+    own_server,
 ) -> None:
-    client = await ChatClient.connect(backend.ws_url)
-    await client.init(session_id)
-    await client.send({"type": "message", "sessionId": session_id, "message": "[script:long_text]"})
-    await client.until("stream")
-    assert claude_processes(session_id)
-    await client.close()
+    with own_server(AGENT_IDLE_SECONDS="1") as server:
+        client = await ChatClient.connect(server.ws_url)
+        await client.init("outlive1")
+        await client.send(
+            {"type": "message", "sessionId": "outlive1", "message": "[script:write_then_long_text]"}
+        )
+        await client.until("stream")
+        await client.close()
+        workspace_file = server.data / "workspaces" / "outlive1" / "src" / "App.tsx"
+        for _ in range(150):
+            if not claude_processes("outlive1"):
+                break
+            await asyncio.sleep(0.1)
+        released = server.get_json("/health")["activeSessions"]
 
-    for _ in range(100):
-        if not claude_processes(session_id):
-            break
-        await asyncio.sleep(0.1)
-    assert claude_processes(session_id) == []
+    assert workspace_file.exists()
+    assert claude_processes("outlive1") == []
+    assert released == 0
 
 
 async def test_retried_client_message_id_is_not_run_twice(
