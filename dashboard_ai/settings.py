@@ -111,6 +111,7 @@ DATA_DIR = read("DATA_DIR", env.path, BASE_DIR / "var")
 # --- Workspaces --------------------------------------------------------------
 WORKSPACE_ROOT = read("WORKSPACE_ROOT", env.path, Path("/tmp/sessions"))
 WORKSPACE_CLEANUP_HOURS = read_float("WORKSPACE_CLEANUP_HOURS", 24.0)
+WORKSPACE_HISTORY_STATES = read_int("WORKSPACE_HISTORY_STATES", 20, minimum=1)
 WORKSPACE_MAX_FILES = read_int("WORKSPACE_MAX_FILES", 500, minimum=1)
 WORKSPACE_MAX_FILE_BYTES = read_int("WORKSPACE_MAX_FILE_BYTES", 5 * 1024 * 1024, minimum=1)
 WORKSPACE_MAX_TOTAL_BYTES = read_int("WORKSPACE_MAX_TOTAL_BYTES", 20 * 1024 * 1024, minimum=1)

@@ -46,6 +46,7 @@ from workspaces.snapshots import (
 DIR_MODE = 0o700
 FILE_MODE = 0o600
 LEASES_DIR = ".leases"
+HISTORY_DIR = ".history"  # undo states, see workspaces.history
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,12 +213,16 @@ def _plan_sync(
 
 
 def _sync_in_blocking(root: Path, files: Mapping[str, FileContent], limits: _Limits) -> None:
-    """Validate the whole batch, stage every file as a temp file, then rename them all.
+    """Validate the whole batch, then write it (see :func:`_write_all`)."""
+    _write_all(root, _plan_sync(root, files, limits))
+
+
+def _write_all(root: Path, plan: list[tuple[Path, bytes]]) -> None:
+    """Stage every file as a temp file, then rename them all.
 
     A failure while staging removes the temp files and the directories it created,
     so the workspace is left as it was.
     """
-    plan = _plan_sync(root, files, limits)
     created: list[Path] = []
     staged: list[tuple[Path, Path]] = []
     try:
@@ -234,6 +239,13 @@ def _sync_in_blocking(root: Path, files: Mapping[str, FileContent], limits: _Lim
         raise
     for temp, target in staged:
         temp.replace(target)
+
+
+def _apply_blocking(root: Path, write: Mapping[str, bytes], delete: Iterable[str]) -> None:
+    _require_workspace(root, root.name)
+    _write_all(root, [(resolve_inside(root, rel), data) for rel, data in write.items()])
+    for rel in delete:
+        resolve_inside(root, rel).unlink(missing_ok=True)
 
 
 def _snapshot_blocking(root: Path, session_id: str) -> Snapshot:
@@ -314,6 +326,18 @@ async def sync_in(*, session_id: str, files: Mapping[str, FileContent]) -> list[
     batch = dict(files)
     await asyncio.to_thread(_sync_in_blocking, root, batch, limits)
     return sorted(batch)
+
+
+async def apply_changes(
+    *, session_id: str, write: Mapping[str, bytes], delete: Iterable[str]
+) -> None:
+    """Write ``write`` (path to bytes, atomically per file) and delete ``delete``.
+
+    For content the server itself kept (undo); client content goes through
+    :func:`sync_in` and its limits.
+    """
+    root = path_for(session_id)
+    await asyncio.to_thread(_apply_blocking, root, dict(write), list(delete))
 
 
 async def snapshot(*, session_id: str) -> Snapshot:
@@ -426,4 +450,5 @@ def remove_stale(*, workspace: StaleWorkspace) -> bool:
         return False
     removed = _delete_blocking(workspace.path)
     _lease_path(workspace.session_id).unlink(missing_ok=True)
+    _delete_blocking(workspace_root() / HISTORY_DIR / workspace.session_id)
     return removed
