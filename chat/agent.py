@@ -96,9 +96,13 @@ def cli_environment(paths: AgentPaths) -> dict[str, str]:
 
 
 def build_options(
-    *, session_id: str, workspace: Path, resume: str | None = None
+    *, session_id: str, workspace: Path, resume: str | None = None, resume_at: str | None = None
 ) -> ClaudeAgentOptions:
-    """The options of one session's ``ClaudeSDKClient``."""
+    """The options of one session's ``ClaudeSDKClient``.
+
+    ``resume_at`` (after an undo) loads the conversation ``resume`` only up to that
+    message, into a fork, so the undone turns are gone for the model.
+    """
     paths = paths_for(session_id)
     paths.config_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     paths.config_dir.chmod(0o700)
@@ -120,5 +124,7 @@ def build_options(
         system_prompt=settings.CLAUDE_SYSTEM_PROMPT or DEFAULT_SYSTEM_PROMPT,
         model=settings.CLAUDE_MODEL or None,
         resume=resume or None,
+        resume_session_at=resume_at if resume else None,
+        fork_session=bool(resume and resume_at),
         env=cli_environment(paths),
     )

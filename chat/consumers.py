@@ -31,6 +31,7 @@ from chat.protocol import (
     InitFrame,
     MessageFrame,
     StopFrame,
+    UndoFrame,
     error_frame_for,
     parse_client_frame,
 )
@@ -123,6 +124,8 @@ class ChatConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
             await self.runner(frame.session_id).submit(self.send_frame, frame)
         elif isinstance(frame, StopFrame):
             self.runner(frame.session_id).stop()
+        elif isinstance(frame, UndoFrame):
+            await self.runner(frame.session_id).undo(frame)
 
     def runner(self, session_id: str) -> SessionRunner:
         """The live runner of a session this socket opened with ``init``."""

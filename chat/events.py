@@ -64,6 +64,9 @@ class TurnTranslator:
     workspace: PurePosixPath
     tools_by_id: dict[str, tuple[str, str | None]] = field(default_factory=dict)
     last_error: str | None = None
+    # The transcript uuid of the turn's latest assistant message: where the
+    # conversation can be resumed after a later turn is undone.
+    last_assistant_uuid: str | None = None
 
     def translate(self, message: object) -> list[Output]:
         """What to emit for one SDK message (often nothing)."""
@@ -92,6 +95,8 @@ class TurnTranslator:
     def _assistant(self, message: AssistantMessage) -> list[Output]:
         if message.error is not None:
             self.last_error = message.error
+        if message.uuid and message.parent_tool_use_id is None and message.error is None:
+            self.last_assistant_uuid = message.uuid
         frames: list[Output] = []
         for block in message.content:
             if isinstance(block, ToolUseBlock):

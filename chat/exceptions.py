@@ -69,6 +69,12 @@ class Unauthorized(ChatError):
     recoverable = False
 
 
+class NothingToUndo(ChatError):
+    """An ``undo`` asked for more turns than the session can undo."""
+
+    code = "NOTHING_TO_UNDO"
+
+
 class ModelNotConfigured(ChatError):
     """No API key and no model base URL are configured on the server."""
 

@@ -13,6 +13,8 @@ class ChatSession(models.Model):
     message_count = models.PositiveIntegerField(default=0)
     cost_usd = models.FloatField(default=0.0)
     last_seq = models.PositiveBigIntegerField(default=0)
+    # After an undo: resume the SDK conversation only up to this message (forked).
+    resume_at = models.CharField(max_length=64, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
     last_active_at = models.DateTimeField(auto_now=True)
 
@@ -41,3 +43,18 @@ class TurnOutcome(models.Model):
 
     def __str__(self) -> str:
         return f"{self.session_id}:{self.client_message_id}"
+
+
+class TurnRecord(models.Model):
+    """A turn the agent ran: the workspace state before it, and where its conversation ends."""
+
+    session = models.ForeignKey(ChatSession, on_delete=models.CASCADE, related_name="turns")
+    state_id = models.CharField(max_length=64, unique=True)
+    resume_at = models.CharField(max_length=64, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["pk"]
+
+    def __str__(self) -> str:
+        return f"{self.session_id}:{self.state_id}"

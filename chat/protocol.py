@@ -81,10 +81,18 @@ class StopFrame(ClientFrame):
     type: Literal["stop"]
 
 
+class UndoFrame(ClientFrame):
+    """Restore the files and the conversation to before the last ``turns`` turns."""
+
+    type: Literal["undo"]
+    turns: Annotated[int, Field(ge=1, le=100)] = 1
+
+
 CLIENT_FRAMES: dict[str, type[ClientFrame]] = {
     "init": InitFrame,
     "message": MessageFrame,
     "stop": StopFrame,
+    "undo": UndoFrame,
 }
 
 
@@ -221,6 +229,16 @@ class CompleteFrame(ServerFrame):
     duration_ms: int
 
 
+class UndoneFrame(ServerFrame):
+    """An undo happened: the files it wrote back and the ones it deleted."""
+
+    type: Literal["undone"] = "undone"
+    files: dict[str, FileContent]
+    deleted: list[str]
+    turns: int
+    message_count: int
+
+
 class ErrorFrame(ServerFrame):
     """Something went wrong; ``code`` is stable, ``message`` is for a person."""
 
@@ -238,6 +256,7 @@ SERVER_FRAMES: tuple[type[ServerFrame], ...] = (
     FileChangedFrame,
     StatusFrame,
     CompleteFrame,
+    UndoneFrame,
     ErrorFrame,
 )
 

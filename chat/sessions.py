@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
@@ -41,11 +42,15 @@ from chat.protocol import (
     ReadyFrame,
     ServerFrame,
     StatusFrame,
+    UndoFrame,
+    UndoneFrame,
     Usage,
     error_frame_for,
     file_content,
 )
 from chat.replay import EventLog
+from chat.store import UndoPlan
+from workspaces import history
 from workspaces import services as workspaces
 from workspaces.exceptions import WorkspaceError
 from workspaces.snapshots import Snapshot, diff_snapshots
@@ -61,6 +66,8 @@ class Turn:
 
     message: str
     client_message_id: str | None
+    state_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    translator: TurnTranslator | None = None
     stop_requested: asyncio.Event = field(default_factory=asyncio.Event)
     last_activity: float = field(default_factory=time.monotonic)
     started: float = field(default_factory=time.monotonic)
@@ -69,6 +76,13 @@ class Turn:
 
 class _Wake:
     """Queue sentinel: a socket left; look again at whether the runner is idle."""
+
+
+@dataclass(frozen=True)
+class _Undo:
+    """Queue command: undo turns as planned (run by the owner, which owns the client)."""
+
+    plan: UndoPlan
 
 
 class _CloseAgent:
@@ -83,6 +97,7 @@ class SessionRunner:
         self.workspace = workspaces.path_for(session_id)
         self.seq = 0
         self.turn: Turn | None = None
+        self.undoing = False
         self.closed = False
         self._registry = registry
         self._subscribers: set[Send] = set()
@@ -90,7 +105,7 @@ class SessionRunner:
         self.log = EventLog(
             max_events=settings.REPLAY_BUFFER_EVENTS, max_bytes=settings.REPLAY_BUFFER_BYTES
         )
-        self._commands: asyncio.Queue[Turn | _Wake | _CloseAgent] = asyncio.Queue()
+        self._commands: asyncio.Queue[Turn | _Undo | _Wake | _CloseAgent] = asyncio.Queue()
         self._client: ClaudeSDKClient | None = None
         self._task = asyncio.create_task(self._own(), name=f"session:{session_id}")
 
@@ -104,7 +119,7 @@ class SessionRunner:
         the current files instead. Either way the socket then receives every later
         event exactly once, in order.
         """
-        if frame.files and self.turn is not None:
+        if frame.files and self.busy:
             raise SessionBusy("A turn is running; files can be sent again when it ends.")
         if frame.files:
             await workspaces.sync_in(session_id=self.session_id, files=_plain(frame.files))
@@ -152,7 +167,7 @@ class SessionRunner:
             if outcome is not None:
                 await send(outcome)
                 return
-        if self.turn is not None:
+        if self.busy:
             raise SessionBusy("A turn is already running in this session; stop it first.")
         if not agent.model_configured():
             raise ModelNotConfigured(
@@ -167,6 +182,19 @@ class SessionRunner:
             self.turn = None
             raise
         self._commands.put_nowait(turn)
+
+    async def undo(self, frame: UndoFrame) -> None:
+        """Queue an undo of the last ``frame.turns`` turns (answered with ``undone``)."""
+        if self.busy:
+            raise SessionBusy("A turn is running; undo when it has ended.")
+        self.undoing = True  # before the first await: a message now is busy
+        try:
+            kept = await history.state_ids(session_id=self.session_id)
+            plan = await store.plan_undo(self.session_id, frame.turns, kept)
+        except BaseException:
+            self.undoing = False
+            raise
+        self._commands.put_nowait(_Undo(plan))
 
     def stop(self) -> bool:
         """Ask the running turn to stop; False when there is none."""
@@ -191,8 +219,8 @@ class SessionRunner:
 
     @property
     def busy(self) -> bool:
-        """Whether a turn is running."""
-        return self.turn is not None
+        """Whether a turn or an undo is under way."""
+        return self.turn is not None or self.undoing
 
     def close_agent_soon(self) -> None:
         """Ask the owner task to close the CLI when it is next free (for the agent pool)."""
@@ -215,7 +243,7 @@ class SessionRunner:
     @property
     def unattended(self) -> bool:
         """No socket, no turn, no socket on its way: the runner may be released."""
-        return not self._subscribers and self.turn is None and self._holds == 0
+        return not self._subscribers and not self.busy and self._holds == 0
 
     # --- events --------------------------------------------------------------------
 
@@ -270,6 +298,9 @@ class SessionRunner:
                     continue
                 if isinstance(command, _Wake):
                     continue
+                if isinstance(command, _Undo):
+                    await self._undo(command.plan)
+                    continue
                 await self._run(command)
         except asyncio.CancelledError:
             if self.turn is not None and self.turn.terminal is None:
@@ -288,9 +319,14 @@ class SessionRunner:
     async def _run(self, turn: Turn) -> None:
         """Run one turn to exactly one terminal frame, whatever happens."""
         terminal: ServerFrame
+        turn.translator = TurnTranslator(workspace=PurePosixPath(self.workspace))
         try:
             before = await workspaces.snapshot(session_id=self.session_id)
-            terminal = await self._converse(turn, before)
+            await history.save_state(
+                session_id=self.session_id, state_id=turn.state_id, files=before
+            )
+            await store.start_turn(self.session_id, turn.state_id)
+            terminal = await self._converse(turn, before, turn.translator)
         except (ChatError, WorkspaceError) as exc:
             terminal = error_frame_for(exc)
         except ClaudeSDKError as exc:
@@ -305,12 +341,34 @@ class SessionRunner:
             terminal = error_frame_for(InternalError("Internal server error."))
         await self._finish(turn, terminal)
 
-    async def _converse(self, turn: Turn, before: Snapshot) -> ServerFrame:
+    async def _undo(self, plan: UndoPlan) -> None:
+        """Restore the files and rewind the conversation; every socket gets ``undone``."""
+        try:
+            await self._close_client()  # its conversation is about to change under it
+            change = await history.restore_state(session_id=self.session_id, state_id=plan.state_id)
+            count = await store.apply_undo(self.session_id, plan)
+            frame: ServerFrame = UndoneFrame(
+                files={
+                    path: file_content(data)
+                    for path, data in sorted({**change.created, **change.changed}.items())
+                },
+                deleted=change.deleted,
+                turns=plan.turns,
+                message_count=count,
+            )
+        except Exception:
+            logger.exception("undo failed", extra={"sessionId": self.session_id})
+            frame = error_frame_for(InternalError("The undo failed."))
+        self.undoing = False
+        await self.emit(frame)
+
+    async def _converse(
+        self, turn: Turn, before: Snapshot, translator: TurnTranslator
+    ) -> ServerFrame:
         client = await self._connected_client()
         if turn.stop_requested.is_set():
             return await self._complete(turn, before, stopped=True)
         await client.query(turn.message)
-        translator = TurnTranslator(workspace=PurePosixPath(self.workspace))
         pump = asyncio.create_task(self._pump(client, translator, turn))
         try:
             outcome = await self._supervise(pump, turn)
@@ -429,6 +487,8 @@ class SessionRunner:
             return
         turn.terminal = wire = self.stamp(terminal, advance=True)
         try:
+            resume_at = turn.translator.last_assistant_uuid if turn.translator else None
+            await store.finish_turn(turn.state_id, resume_at)
             await store.record_outcome(self.session_id, self.seq, turn.client_message_id, wire)
         except Exception:  # the client must get its answer even if the database fails
             logger.exception(
@@ -446,6 +506,7 @@ class SessionRunner:
                 session_id=self.session_id,
                 workspace=self.workspace,
                 resume=record.sdk_session_id or None,
+                resume_at=record.resume_at or None,
             )
             await pool.acquire(self)
             client = ClaudeSDKClient(options)

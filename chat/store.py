@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from django.db.models import F
 from django.utils import timezone
 
-from chat.models import ChatSession, TurnOutcome
+from chat.exceptions import NothingToUndo
+from chat.models import ChatSession, TurnOutcome, TurnRecord
 
 REMEMBERED_OUTCOMES = 100
 
@@ -24,6 +26,7 @@ async def record_turn(session_id: str, sdk_session_id: str, cost_usd: float) -> 
     """Count a finished turn and remember which SDK conversation to resume."""
     await ChatSession.objects.filter(session_id=session_id).aupdate(
         sdk_session_id=sdk_session_id,
+        resume_at="",
         message_count=F("message_count") + 1,
         cost_usd=F("cost_usd") + cost_usd,
         last_active_at=timezone.now(),
@@ -52,3 +55,55 @@ async def outcome(session_id: str, client_message_id: str) -> dict[str, Any] | N
         session__session_id=session_id, client_message_id=client_message_id
     ).afirst()
     return found.frame if found else None
+
+
+async def start_turn(session_id: str, state_id: str) -> None:
+    """A turn starts; ``state_id`` names the workspace state kept from before it."""
+    record = await touch(session_id)
+    await TurnRecord.objects.acreate(session=record, state_id=state_id)
+
+
+async def finish_turn(state_id: str, resume_at: str | None) -> None:
+    """The turn's conversation ends at message ``resume_at`` (its last assistant message)."""
+    if resume_at:
+        await TurnRecord.objects.filter(state_id=state_id).aupdate(resume_at=resume_at)
+
+
+@dataclass(frozen=True)
+class UndoPlan:
+    """What undoing the last turns takes: the state to restore, where to resume."""
+
+    turns: int
+    state_id: str
+    resume_at: str  # "" with no earlier turn to keep: the conversation starts afresh
+    undone: tuple[int, ...]
+
+
+async def plan_undo(session_id: str, turns: int, kept_states: list[str]) -> UndoPlan:
+    """How to undo the last ``turns`` turns; :class:`NothingToUndo` if they are not all kept."""
+    records = [r async for r in TurnRecord.objects.filter(session__session_id=session_id)]
+    undone, kept = records[len(records) - turns :], records[: len(records) - turns]
+    if not records or len(undone) < turns or undone[0].state_id not in kept_states:
+        available = sum(1 for r in records if r.state_id in kept_states)
+        raise NothingToUndo(
+            f"Cannot undo {turns} turn(s): {available} can be undone in this session."
+        )
+    resume_at = next((r.resume_at for r in reversed(kept) if r.resume_at), "")
+    return UndoPlan(
+        turns=turns,
+        state_id=undone[0].state_id,
+        resume_at=resume_at,
+        undone=tuple(r.pk for r in undone),
+    )
+
+
+async def apply_undo(session_id: str, plan: UndoPlan) -> int:
+    """Forget the undone turns and point the conversation at the kept part; new count."""
+    await TurnRecord.objects.filter(pk__in=plan.undone).adelete()
+    record = await touch(session_id)
+    count = max(0, record.message_count - plan.turns)
+    changes: dict[str, Any] = {"message_count": count, "resume_at": plan.resume_at}
+    if not plan.resume_at:
+        changes["sdk_session_id"] = ""  # nothing kept: the next turn starts a new conversation
+    await ChatSession.objects.filter(pk=record.pk).aupdate(**changes)
+    return count

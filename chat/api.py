@@ -1,0 +1,96 @@
+"""The sessions HTTP API (docs/protocol.md, "HTTP sessions API"): thin async views.
+
+Each view checks the method and the token, then calls one service of
+:mod:`chat.history`. Errors are JSON ``{"code", "message"}`` with a stable code;
+an unexpected failure is ``INTERNAL``, with its traceback in the server log only.
+CORS comes from the ``corsheaders`` middleware, as for ``/health``. The views are
+CSRF exempt: they authenticate by token, never by cookie.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from functools import wraps
+
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+
+from chat import history
+from chat.auth import request_presents_token
+from chat.exceptions import ChatError, Unauthorized
+from workspaces.exceptions import InvalidSessionId, WorkspaceError
+from workspaces.paths import validate_session_id
+
+logger = logging.getLogger("dashboard_ai.http")
+
+View = Callable[[HttpRequest, str], Awaitable[HttpResponse]]
+
+#: The HTTP status of each error a view may raise; anything else is a 500.
+STATUS_BY_ERROR: dict[type[Exception], int] = {
+    InvalidSessionId: 400,
+    history.SessionNotFound: 404,
+}
+
+
+def error_response(status: int, code: str, message: str) -> JsonResponse:
+    """The JSON body of every API error."""
+    return JsonResponse({"code": code, "message": message}, status=status)
+
+
+def api_view(*methods: str) -> Callable[[View], View]:
+    """Method check, token check, session id check and error mapping for a view."""
+
+    def decorate(view: View) -> View:
+        @wraps(view)
+        async def wrapper(request: HttpRequest, session_id: str) -> HttpResponse:
+            response = await _answer(view, methods, request, session_id)
+            response["Cache-Control"] = "no-store"
+            return response
+
+        exempt: View = csrf_exempt(wrapper)
+        return exempt
+
+    return decorate
+
+
+async def _answer(
+    view: View, methods: tuple[str, ...], request: HttpRequest, session_id: str
+) -> HttpResponse:
+    if request.method not in methods:
+        response = error_response(
+            405, "METHOD_NOT_ALLOWED", f"Use {' or '.join(methods)} on this address."
+        )
+        response["Allow"] = ", ".join(methods)
+        return response
+    if not request_presents_token(request):
+        return error_response(401, Unauthorized.code, "This server needs a valid token.")
+    try:
+        validate_session_id(session_id)
+        return await view(request, session_id)
+    except (ChatError, WorkspaceError) as exc:
+        status = STATUS_BY_ERROR.get(type(exc))
+        if status is not None:
+            return error_response(status, exc.code, str(exc))
+        logger.exception("api request failed", extra={"sessionId": session_id})
+    except Exception:
+        logger.exception("api request failed", extra={"sessionId": session_id})
+    return error_response(500, "INTERNAL", "The server failed; details are in its log.")
+
+
+@api_view("GET", "DELETE")
+async def session(request: HttpRequest, session_id: str) -> HttpResponse:
+    """``GET``: the session's totals and files. ``DELETE``: remove everything of it."""
+    if request.method == "DELETE":
+        if not await history.delete_session(session_id=session_id):
+            raise history.SessionNotFound(session_id)
+        return HttpResponse(status=204)
+    summary = await history.session_summary(session_id=session_id)
+    return JsonResponse(summary.model_dump(mode="json", by_alias=True))
+
+
+@api_view("GET")
+async def session_messages(request: HttpRequest, session_id: str) -> HttpResponse:
+    """The session's conversation, for a reloaded page to draw."""
+    found = await history.session_history(session_id=session_id)
+    return JsonResponse(found.model_dump(mode="json", by_alias=True))
