@@ -10,8 +10,9 @@ CSRF exempt: they authenticate by token, never by cookie.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from functools import wraps
+from typing import Any
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
@@ -24,7 +25,7 @@ from workspaces.paths import validate_session_id
 
 logger = logging.getLogger("dashboard_ai.http")
 
-View = Callable[[HttpRequest, str], Awaitable[HttpResponse]]
+View = Callable[[HttpRequest, str], Coroutine[Any, Any, HttpResponse]]
 
 #: The HTTP status of each error a view may raise; anything else is a 500.
 STATUS_BY_ERROR: dict[type[Exception], int] = {

@@ -42,13 +42,13 @@ from chat.exceptions import ChatError
 from chat.models import ChatSession
 from chat.protocol import ToolResultFrame, ToolStartFrame, WireModel
 from chat.sessions import registry
+from workspaces import history as workspace_history
 from workspaces import services as workspaces
 from workspaces.exceptions import WorkspaceNotFound
 from workspaces.paths import validate_session_id
 
 logger = logging.getLogger("dashboard_ai.chat")
 
-HISTORY_DIR = ".history"
 # What the CLI writes as a user message when a turn is stopped; not something typed.
 INTERRUPT_MARKER = "[Request interrupted by user"
 # The model name of messages the CLI makes up itself (API error notices and the like).
@@ -125,7 +125,8 @@ async def session_summary(*, session_id: str) -> SessionSummary:
 async def session_history(*, session_id: str) -> SessionHistory:
     """The session's user and assistant messages, read from the CLI's transcript.
 
-    Empty when no turn has run yet. :class:`SessionNotFound` if the session is unknown.
+    Empty when no turn has run yet (or every turn was undone); turns undone since the
+    last turn are left out. :class:`SessionNotFound` if the session is unknown.
     """
     record = await _record(session_id)
     workspace = workspaces.path_for(session_id)
@@ -138,9 +139,23 @@ async def session_history(*, session_id: str) -> SessionHistory:
         entries = await get_session_messages_from_store(
             store, record.sdk_session_id, directory=str(workspace)
         )
+    if record.resume_at:
+        entries = _up_to(entries, record.resume_at)
     return SessionHistory(
         session_id=session_id, messages=conversation(entries, workspace=workspace)
     )
+
+
+def _up_to(entries: list[SessionMessage], uuid: str) -> list[SessionMessage]:
+    """The entries up to and including ``uuid``: after an undo, the rest is undone.
+
+    The transcript keeps the undone turns until the next turn forks the conversation
+    at ``ChatSession.resume_at``; all of it if that message is not there.
+    """
+    for index, entry in enumerate(entries):
+        if entry.uuid == uuid:
+            return entries[: index + 1]
+    return entries
 
 
 async def _record(session_id: str) -> ChatSession:
@@ -287,32 +302,26 @@ def _prompt_text(message: UserMessage) -> str | None:
 
 
 async def delete_session(*, session_id: str) -> bool:
-    """End the session's runner and remove its workspace, transcript and rows.
+    """End the session's runner and remove its workspace, undo states, transcript and rows.
 
-    Returns whether anything of the session existed.
+    Returns whether the session existed (a row, a workspace or a CLI config directory).
     """
     validate_session_id(session_id)
     await registry.end_session(session_id)
     removed_workspace = await workspaces.delete(session_id=session_id)
-    removed_dirs = await asyncio.to_thread(
-        _remove_dirs,
-        agent.paths_for(session_id).config_dir,
-        workspaces.workspace_root() / HISTORY_DIR / session_id,
-    )
+    await workspace_history.delete_history(session_id=session_id)
+    removed_config = await asyncio.to_thread(_remove_tree, agent.paths_for(session_id).config_dir)
     deleted_rows, _ = await ChatSession.objects.filter(session_id=session_id).adelete()
-    existed = removed_workspace or removed_dirs or deleted_rows > 0
+    existed = removed_workspace or removed_config or deleted_rows > 0
     if existed:
         logger.info("session deleted", extra={"sessionId": session_id})
     return existed
 
 
-def _remove_dirs(*directories: Path) -> bool:
-    """Remove each directory tree; whether any existed."""
-    removed = False
-    for directory in directories:
-        try:
-            shutil.rmtree(directory)
-        except FileNotFoundError:
-            continue
-        removed = True
-    return removed
+def _remove_tree(directory: Path) -> bool:
+    """Remove a directory tree; whether it existed."""
+    try:
+        shutil.rmtree(directory)
+    except FileNotFoundError:
+        return False
+    return True

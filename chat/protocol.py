@@ -58,12 +58,16 @@ class ClientFrame(WireModel):
     session_id: str
 
 
+Sha256 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+
+
 class InitFrame(ClientFrame):
     """Open or re-open a session, (re)writing its workspace from ``files``."""
 
     type: Literal["init"]
     files: dict[str, FileContent] | None = None
     last_seq: Annotated[int, Field(ge=0)] | None = None
+    base_hashes: dict[str, Sha256] | None = None
 
 
 class MessageFrame(ClientFrame):
@@ -73,6 +77,7 @@ class MessageFrame(ClientFrame):
     message: Annotated[str, StringConstraints(min_length=1)]
     files: dict[str, FileContent] | None = None
     client_message_id: ClientMessageId | None = None
+    base_hashes: dict[str, Sha256] | None = None
 
 
 class StopFrame(ClientFrame):
@@ -151,6 +156,14 @@ class ServerFrame(WireModel):
         return data
 
 
+class Conflict(WireModel):
+    """A file changed both in the editor and on the server since the editor's version."""
+
+    path: str
+    server: FileContent
+    client: FileContent
+
+
 class ReadyFrame(ServerFrame):
     """The session is open: its files and whether an earlier conversation exists."""
 
@@ -161,6 +174,8 @@ class ReadyFrame(ServerFrame):
     protocol_version: int = PROTOCOL_VERSION
     replay_truncated: bool = False
     contents: dict[str, FileContent] | None = None
+    hashes: dict[str, str] = Field(default_factory=dict)
+    conflicts: list[Conflict] | None = None
 
 
 class StreamFrame(ServerFrame):
@@ -195,6 +210,7 @@ class FileChangedFrame(ServerFrame):
     type: Literal["file_changed"] = "file_changed"
     path: str
     content: FileContent
+    hash: str
 
 
 class StatusFrame(ServerFrame):
@@ -227,6 +243,8 @@ class CompleteFrame(ServerFrame):
     usage: Usage
     cost_usd: float
     duration_ms: int
+    hashes: dict[str, str] = Field(default_factory=dict)
+    conflicts: list[Conflict] | None = None
 
 
 class UndoneFrame(ServerFrame):

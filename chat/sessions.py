@@ -36,6 +36,7 @@ from chat.pool import pool
 from chat.processes import kill_process_group
 from chat.protocol import (
     CompleteFrame,
+    Conflict,
     FileChangedFrame,
     InitFrame,
     MessageFrame,
@@ -53,7 +54,7 @@ from chat.store import UndoPlan
 from workspaces import history
 from workspaces import services as workspaces
 from workspaces.exceptions import WorkspaceError
-from workspaces.snapshots import Snapshot, diff_snapshots
+from workspaces.snapshots import FileState, Snapshot, diff_snapshots
 
 logger = logging.getLogger("dashboard_ai.chat")
 
@@ -68,6 +69,7 @@ class Turn:
     client_message_id: str | None
     state_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     translator: TurnTranslator | None = None
+    conflicts: list[Conflict] = field(default_factory=list)
     stop_requested: asyncio.Event = field(default_factory=asyncio.Event)
     last_activity: float = field(default_factory=time.monotonic)
     started: float = field(default_factory=time.monotonic)
@@ -121,9 +123,8 @@ class SessionRunner:
         """
         if frame.files and self.busy:
             raise SessionBusy("A turn is running; files can be sent again when it ends.")
-        if frame.files:
-            await workspaces.sync_in(session_id=self.session_id, files=_plain(frame.files))
-        else:
+        conflicts = await self._sync(frame.files, frame.base_hashes)
+        if not frame.files:
             await workspaces.create(session_id=self.session_id)
         record = await store.touch(self.session_id)
         if record.last_seq > self.seq:
@@ -131,17 +132,18 @@ class SessionRunner:
             self.log.restart_at(record.last_seq)
         replay = None if frame.last_seq is None else self.log.since(frame.last_seq)
         truncated = frame.last_seq is not None and replay is None
-        contents = None
-        if truncated:
-            snapshot = await workspaces.snapshot(session_id=self.session_id)
-            contents = {path: file_content(state.content) for path, state in snapshot.items()}
+        snapshot = await workspaces.snapshot(session_id=self.session_id)
         ready = self.stamp(
             ReadyFrame(
-                files=await workspaces.list_files(session_id=self.session_id),
+                files=sorted(snapshot),
                 resumed=bool(record.sdk_session_id),
                 message_count=record.message_count,
                 replay_truncated=truncated,
-                contents=contents,
+                contents={p: file_content(f.content) for p, f in snapshot.items()}
+                if truncated
+                else None,
+                hashes={path: state.sha256 for path, state in snapshot.items()},
+                conflicts=conflicts or None,
             )
         )
         await send(ready)
@@ -176,12 +178,25 @@ class SessionRunner:
         turn = Turn(message=frame.message, client_message_id=frame.client_message_id)
         self.turn = turn  # claimed before the first await: a second message is busy
         try:
-            if frame.files:
-                await workspaces.sync_in(session_id=self.session_id, files=_plain(frame.files))
+            turn.conflicts = await self._sync(frame.files, frame.base_hashes)
         except BaseException:
             self.turn = None
             raise
         self._commands.put_nowait(turn)
+
+    async def _sync(
+        self, files: dict[str, Any] | None, base_hashes: dict[str, str] | None
+    ) -> list[Conflict]:
+        """Write a client's files, keeping the server's version where both changed."""
+        if not files:
+            return []
+        found = await workspaces.sync_in_unless_conflicting(
+            session_id=self.session_id, files=_plain(files), base_hashes=base_hashes or {}
+        )
+        return [
+            Conflict(path=c.path, server=file_content(c.server), client=file_content(c.client))
+            for c in found
+        ]
 
     async def undo(self, frame: UndoFrame) -> None:
         """Queue an undo of the last ``frame.turns`` turns (answered with ``undone``)."""
@@ -459,7 +474,11 @@ class SessionRunner:
             content = await workspaces.read_file(session_id=self.session_id, path=path)
         except WorkspaceError:
             return  # gone again, or not a regular file: complete will tell
-        await self.emit(FileChangedFrame(path=path, content=file_content(content)))
+        await self.emit(
+            FileChangedFrame(
+                path=path, content=file_content(content), hash=FileState.of(content).sha256
+            )
+        )
 
     async def _complete(
         self, turn: Turn, before: Snapshot, *, stopped: bool, ended: TurnEnded | None = None
@@ -469,6 +488,8 @@ class SessionRunner:
         files = {**diff.created, **diff.changed}
         return CompleteFrame(
             files={path: file_content(content) for path, content in sorted(files.items())},
+            hashes={path: after[path].sha256 for path in sorted(files)},
+            conflicts=turn.conflicts or None,
             deleted=diff.deleted,
             result=ended.result if ended else "",
             stopped=stopped,

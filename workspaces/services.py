@@ -340,6 +340,49 @@ async def apply_changes(
     await asyncio.to_thread(_apply_blocking, root, dict(write), list(delete))
 
 
+@dataclass(frozen=True, slots=True)
+class Conflict:
+    """A file both sides changed: the server's version and the one the client sent."""
+
+    path: str
+    server: bytes
+    client: bytes
+
+
+def _conflicts_blocking(
+    root: Path, files: Mapping[str, FileContent], base_hashes: Mapping[str, str]
+) -> list[Conflict]:
+    conflicts = []
+    for rel, content in files.items():
+        base = base_hashes.get(rel)
+        if base is None or not root.is_dir():
+            continue
+        current = _read_regular(resolve_inside(root, rel))
+        if current is None or FileState.of(current).sha256 == base:
+            continue  # gone on the server, or unchanged since the client's version
+        sent = decode_from_wire(rel, content)
+        if sent != current:
+            conflicts.append(Conflict(rel, server=current, client=sent))
+    return conflicts
+
+
+async def sync_in_unless_conflicting(
+    *, session_id: str, files: Mapping[str, FileContent], base_hashes: Mapping[str, str]
+) -> list[Conflict]:
+    """:func:`sync_in`, except files changed on the server since the client's version.
+
+    ``base_hashes`` maps a path to the SHA-256 of the version the client's edit is
+    based on. When the server's file no longer has that hash and differs from what
+    the client sent, both sides changed it: the server's version stays, and the
+    pair is returned for the client to resolve.
+    """
+    root = path_for(session_id)
+    conflicts = await asyncio.to_thread(_conflicts_blocking, root, dict(files), dict(base_hashes))
+    skipped = {conflict.path for conflict in conflicts}
+    await sync_in(session_id=session_id, files={p: c for p, c in files.items() if p not in skipped})
+    return conflicts
+
+
 async def snapshot(*, session_id: str) -> Snapshot:
     """The content and hash of every user file in the workspace."""
     root = path_for(session_id)
