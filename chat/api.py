@@ -34,7 +34,7 @@ STATUS_BY_ERROR: dict[type[Exception], int] = {
 }
 
 
-def error_response(status: int, code: str, message: str) -> JsonResponse:
+def error_response(*, status: int, code: str, message: str) -> JsonResponse:
     """The JSON body of every API error."""
     return JsonResponse({"code": code, "message": message}, status=status)
 
@@ -60,23 +60,29 @@ async def _answer(
 ) -> HttpResponse:
     if request.method not in methods:
         response = error_response(
-            405, "METHOD_NOT_ALLOWED", f"Use {' or '.join(methods)} on this address."
+            status=405,
+            code="METHOD_NOT_ALLOWED",
+            message=f"Use {' or '.join(methods)} on this address.",
         )
         response["Allow"] = ", ".join(methods)
         return response
     if not request_presents_token(request):
-        return error_response(401, Unauthorized.code, "This server needs a valid token.")
+        return error_response(
+            status=401, code=Unauthorized.code, message="This server needs a valid token."
+        )
     try:
         validate_session_id(session_id)
         return await view(request, session_id)
     except (ChatError, WorkspaceError) as exc:
         status = STATUS_BY_ERROR.get(type(exc))
         if status is not None:
-            return error_response(status, exc.code, str(exc))
+            return error_response(status=status, code=exc.code, message=str(exc))
         logger.exception("api request failed", extra={"sessionId": session_id})
     except Exception:
         logger.exception("api request failed", extra={"sessionId": session_id})
-    return error_response(500, "INTERNAL", "The server failed; details are in its log.")
+    return error_response(
+        status=500, code="INTERNAL", message="The server failed; details are in its log."
+    )
 
 
 @api_view("GET", "DELETE")
