@@ -35,7 +35,8 @@ from chat.protocol import (
     error_frame_for,
     parse_client_frame,
 )
-from chat.sessions import SessionRunner, registry
+from chat.registry import registry
+from chat.sessions import SessionRunner
 from workspaces.exceptions import WorkspaceError
 
 logger = logging.getLogger("dashboard_ai.ws")

@@ -17,23 +17,22 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
-from typing import Any
+from typing import Any, Protocol
 
 from claude_agent_sdk import ClaudeSDKClient, ClaudeSDKError
 from django.conf import settings
 
 from chat import agent, store
+from chat.agent_process import AgentProcess
 from chat.events import FileTouched, TurnEnded, TurnTranslator
 from chat.exceptions import (
     ChatError,
     InternalError,
     ModelNotConfigured,
-    ServerBusy,
     SessionBusy,
 )
 from chat.outcomes import error_for_result, model_error_for_exception
 from chat.pool import pool
-from chat.processes import kill_process_group
 from chat.protocol import (
     CompleteFrame,
     Conflict,
@@ -76,6 +75,13 @@ class Turn:
     terminal: dict[str, Any] | None = None
 
 
+class RunnerRegistry(Protocol):
+    """What a runner needs of the registry that started it."""
+
+    def forget(self, runner: SessionRunner) -> None:
+        """The runner has ended."""
+
+
 class _Wake:
     """Queue sentinel: a socket left; look again at whether the runner is idle."""
 
@@ -94,7 +100,7 @@ class _CloseAgent:
 class SessionRunner:
     """The one task that owns a session's agent, plus the session's event stream."""
 
-    def __init__(self, session_id: str, registry: SessionRegistry) -> None:
+    def __init__(self, session_id: str, registry: RunnerRegistry) -> None:
         self.session_id = session_id
         self.workspace = workspaces.path_for(session_id)
         self.seq = 0
@@ -108,7 +114,7 @@ class SessionRunner:
             max_events=settings.REPLAY_BUFFER_EVENTS, max_bytes=settings.REPLAY_BUFFER_BYTES
         )
         self._commands: asyncio.Queue[Turn | _Undo | _Wake | _CloseAgent] = asyncio.Queue()
-        self._client: ClaudeSDKClient | None = None
+        self._agent: AgentProcess | None = None
         self._task = asyncio.create_task(self._own(), name=f"session:{session_id}")
 
     # --- called by consumers -----------------------------------------------------
@@ -297,7 +303,7 @@ class SessionRunner:
             await workspaces.acquire_lease(session_id=self.session_id)
             while True:
                 idle = settings.AGENT_IDLE_SECONDS
-                wait = idle if self._client or self.unattended else None
+                wait = idle if self._agent or self.unattended else None
                 try:
                     command = await asyncio.wait_for(self._commands.get(), timeout=wait)
                 except TimeoutError:
@@ -446,27 +452,13 @@ class SessionRunner:
         return reason
 
     async def _end_pump(self, pump: asyncio.Task[TurnEnded | None]) -> None:
-        """Interrupt, then close the client, then kill its process group: each on a deadline."""
-        step = settings.STOP_DEADLINE_SECONDS / 3
-        client = self._client
-        if client is not None:
-            try:
-                await asyncio.wait_for(client.interrupt(), timeout=step)
-                await asyncio.wait_for(asyncio.shield(pump), timeout=step)
-                return
-            except (TimeoutError, ClaudeSDKError):
-                logger.warning(
-                    "interrupt did not end the turn", extra={"sessionId": self.session_id}
-                )
-        pump.cancel()
-        try:
-            await asyncio.wait_for(self._close_client(), timeout=step)
-        except TimeoutError:
-            logger.warning("closing the agent timed out", extra={"sessionId": self.session_id})
-        finally:
-            self._client = None
-            kill_process_group(agent.paths_for(self.session_id).pidfile)
-            pool.release(self)
+        """Make the pump end: halt the agent (interrupt, close, kill), then cancel it."""
+        agent_process, survived = self._agent, False
+        if agent_process is not None:
+            survived = await agent_process.halt(pump)
+        if not survived:
+            self._agent = None
+            pump.cancel()
         await asyncio.gather(pump, return_exceptions=True)
 
     async def _emit_file(self, path: str) -> None:
@@ -518,95 +510,24 @@ class SessionRunner:
         self.turn = None
         await self._broadcast(wire)
 
-    # --- the client --------------------------------------------------------------
+    # --- the agent ---------------------------------------------------------------
 
     async def _connected_client(self) -> ClaudeSDKClient:
-        if self._client is None:
+        if self._agent is None:
             record = await store.touch(self.session_id)
-            options = agent.build_options(
-                session_id=self.session_id,
+            self._agent = await AgentProcess.start(
+                self,
                 workspace=self.workspace,
                 resume=record.sdk_session_id or None,
                 resume_at=record.resume_at or None,
             )
-            await pool.acquire(self)
-            client = ClaudeSDKClient(options)
-            try:
-                await client.connect()
-            except BaseException:
-                pool.release(self)
-                raise
-            self._client = client
         pool.touch(self)
-        return self._client
+        return self._agent.client
 
     async def _close_client(self) -> None:
-        client, self._client = self._client, None
-        if client is not None:
-            try:
-                await client.disconnect()
-            except Exception:
-                logger.warning("closing the agent failed", extra={"sessionId": self.session_id})
-            kill_process_group(agent.paths_for(self.session_id).pidfile)
-            pool.release(self)
-
-
-class SessionRegistry:
-    """The live runners of this server process, by session id."""
-
-    def __init__(self) -> None:
-        self._runners: dict[str, SessionRunner] = {}
-
-    async def open(self, session_id: str, send: Send, frame: InitFrame) -> SessionRunner:
-        """Open the session for a socket (see :meth:`SessionRunner.open`), starting a runner.
-
-        A runner that is closing is waited for first, so that two runners of one
-        session never live at once.
-        """
-        while True:
-            runner = self._runners.get(session_id)
-            if runner is None:
-                if len(self._runners) >= settings.MAX_SESSIONS:
-                    raise ServerBusy("This server has too many live sessions; try again later.")
-                runner = SessionRunner(session_id, self)
-                self._runners[session_id] = runner
-            if not runner.closed:
-                break
-            await runner.wait_closed()
-        runner.hold()  # no await since the check: the runner cannot close under us
-        try:
-            await runner.open(send, frame)
-        finally:
-            runner.unhold()
-        return runner
-
-    def forget(self, runner: SessionRunner) -> None:
-        """Called by a runner as it ends."""
-        if self._runners.get(runner.session_id) is runner:
-            del self._runners[runner.session_id]
-
-    async def end_session(self, session_id: str) -> None:
-        """End the session's live runner, if any: its turn is cancelled, its CLI closed."""
-        runner = self._runners.get(session_id)
-        if runner is not None:
-            await runner.close()
-
-    async def shutdown(self, deadline: float) -> None:
-        """Stop every turn (each sends its terminal frame), then end every runner."""
-        runners = list(self._runners.values())
-        for runner in runners:
-            runner.stop()
-        if runners:
-            waits = [asyncio.create_task(runner.wait_idle()) for runner in runners]
-            _, pending = await asyncio.wait(waits, timeout=deadline)
-            for wait in pending:
-                wait.cancel()
-        await asyncio.gather(*(runner.close() for runner in runners))
-
-    @property
-    def active(self) -> int:
-        """How many sessions have a live runner."""
-        return len(self._runners)
+        agent_process, self._agent = self._agent, None
+        if agent_process is not None:
+            await agent_process.close()
 
 
 def _result_if_any(pump: asyncio.Task[TurnEnded | None]) -> TurnEnded | None:
@@ -622,6 +543,3 @@ def _plain(files: dict[str, Any]) -> dict[str, Any]:
         path: content if isinstance(content, str) else content.model_dump()
         for path, content in files.items()
     }
-
-
-registry = SessionRegistry()

@@ -20,7 +20,7 @@ from typing import Any
 
 from django.conf import settings
 
-from chat.sessions import registry
+from chat.registry import registry
 
 logger = logging.getLogger("dashboard_ai.shutdown")
 

@@ -10,7 +10,7 @@ from django.views.decorators.http import require_safe
 
 import dashboard_ai
 from chat import agent
-from chat.sessions import registry
+from chat.registry import registry
 from workspaces.checks import check_workspace_root
 
 STARTED = time.monotonic()

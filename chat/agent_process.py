@@ -1,0 +1,84 @@
+"""One session's live Claude CLI: started with a pool slot, stopped on a deadline.
+
+Only the session runner's owner task uses an :class:`AgentProcess`: the SDK's
+client must stay in the task that connected it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable
+from pathlib import Path
+
+from claude_agent_sdk import ClaudeSDKClient, ClaudeSDKError
+from django.conf import settings
+
+from chat import agent
+from chat.pool import AgentHolder, pool
+from chat.processes import kill_process_group
+
+logger = logging.getLogger("dashboard_ai.chat")
+
+
+class AgentProcess:
+    """A connected ``ClaudeSDKClient`` and the CLI process behind it."""
+
+    def __init__(self, holder: AgentHolder, client: ClaudeSDKClient) -> None:
+        self.holder = holder
+        self.client = client
+        self._pidfile = agent.paths_for(holder.session_id).pidfile
+
+    @classmethod
+    async def start(
+        cls, holder: AgentHolder, *, workspace: Path, resume: str | None, resume_at: str | None
+    ) -> AgentProcess:
+        """Take a pool slot and start the CLI (resuming ``resume`` when given)."""
+        options = agent.build_options(
+            session_id=holder.session_id, workspace=workspace, resume=resume, resume_at=resume_at
+        )
+        await pool.acquire(holder)
+        client = ClaudeSDKClient(options)
+        try:
+            await client.connect()
+        except BaseException:
+            pool.release(holder)
+            raise
+        return cls(holder, client)
+
+    async def close(self) -> None:
+        """Disconnect, make sure the process group is gone, give the slot back."""
+        try:
+            await self.client.disconnect()
+        except Exception:
+            logger.warning("closing the agent failed", extra={"sessionId": self.holder.session_id})
+        finally:
+            self._kill()
+
+    async def halt(self, pump: Awaitable[object]) -> bool:
+        """End the running turn within ``STOP_DEADLINE_SECONDS``; True if the CLI survived.
+
+        First an interrupt (the CLI ends the turn itself and stays usable), then a
+        disconnect, then SIGKILL to the CLI's process group: each step gets a third
+        of the deadline.
+        """
+        step = settings.STOP_DEADLINE_SECONDS / 3
+        try:
+            await asyncio.wait_for(self.client.interrupt(), timeout=step)
+            await asyncio.wait_for(asyncio.shield(pump), timeout=step)
+            return True
+        except (TimeoutError, ClaudeSDKError):
+            logger.warning(
+                "interrupt did not end the turn", extra={"sessionId": self.holder.session_id}
+            )
+        try:
+            await asyncio.wait_for(self.client.disconnect(), timeout=step)
+        except (TimeoutError, Exception):
+            logger.warning("closing the agent failed", extra={"sessionId": self.holder.session_id})
+        finally:
+            self._kill()
+        return False
+
+    def _kill(self) -> None:
+        kill_process_group(self._pidfile)
+        pool.release(self.holder)
