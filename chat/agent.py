@@ -9,6 +9,8 @@ process group of its own and a parent-death signal.
 from __future__ import annotations
 
 import json
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -127,4 +129,15 @@ def build_options(
         resume_session_at=resume_at if resume else None,
         fork_session=bool(resume and resume_at),
         env=cli_environment(paths),
+        stderr=_log_cli_stderr(session_id),
     )
+
+
+def _log_cli_stderr(session_id: str) -> Callable[[str], None]:
+    """The CLI's stderr goes to our log (redacted like every line), not to our stderr."""
+    cli_logger = logging.getLogger("dashboard_ai.cli")
+
+    def log_line(line: str) -> None:
+        cli_logger.info("cli stderr", extra={"sessionId": session_id, "line": line[:2000]})
+
+    return log_line

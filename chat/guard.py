@@ -9,6 +9,7 @@ checks, which stay on as a second wall.
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -83,7 +84,7 @@ def _pattern_escapes(pattern: str) -> bool:
     """A glob pattern that could match outside the directory it is applied to."""
     if pattern.startswith(("/", "~", "\\")) or "\0" in pattern or "\\" in pattern:
         return True
-    return any(part.startswith("..") for part in pattern.replace("{", "/").split("/"))
+    return any(part.strip().startswith("..") for part in re.split(r"[/{},]", pattern))
 
 
 def tool_gate(workspace: Path, session_id: str) -> HookMatcher:

@@ -41,7 +41,7 @@ from chat.events import TurnTranslator
 from chat.exceptions import ChatError
 from chat.models import ChatSession
 from chat.protocol import ToolResultFrame, ToolStartFrame, WireModel
-from chat.sessions import registry
+from chat.registry import registry
 from workspaces import history as workspace_history
 from workspaces import services as workspaces
 from workspaces.exceptions import WorkspaceNotFound

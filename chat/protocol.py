@@ -20,6 +20,8 @@ from workspaces.content import encode_for_wire
 from workspaces.paths import validate_session_id
 
 PROTOCOL_VERSION = 1
+MAX_LOC_PART = 60  # a file path as a key of ``files`` can be long: name, don't echo
+MAX_ERROR_MESSAGE = 500
 
 
 class WireModel(BaseModel):
@@ -33,7 +35,13 @@ class WireModel(BaseModel):
 # --- client to server ----------------------------------------------------------
 
 
-class EncodedFile(WireModel):
+class ClientModel(WireModel):
+    """Incoming: only the camelCase wire names are read, never the Python ones."""
+
+    model_config = ConfigDict(populate_by_name=False)
+
+
+class EncodedFile(ClientModel):
     """A file's content with an explicit encoding (``base64`` for binary data)."""
 
     content: str
@@ -52,7 +60,7 @@ def file_content(data: bytes) -> FileContent:
 ClientMessageId = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 
 
-class ClientFrame(WireModel):
+class ClientFrame(ClientModel):
     """Fields every client frame has."""
 
     session_id: str
@@ -105,7 +113,7 @@ def parse_client_frame(text: str) -> ClientFrame:
     """Validate one text frame from a client, raising a :class:`ChatError` subclass."""
     try:
         data = json.loads(text)
-    except (json.JSONDecodeError, RecursionError):
+    except (ValueError, RecursionError):  # ValueError: also integers past Python's digit cap
         raise InvalidJson("The frame is not valid JSON.") from None
     if not isinstance(data, dict):
         raise InvalidMessage("A frame must be a JSON object with a 'type'.")
@@ -133,9 +141,9 @@ def describe_validation_error(exc: ValidationError) -> str:
     """A short account of what is wrong, naming fields but never echoing values."""
     problems = []
     for error in exc.errors(include_input=False, include_url=False)[:5]:
-        where = ".".join(str(part) for part in error["loc"]) or "frame"
+        where = ".".join(str(part)[:MAX_LOC_PART] for part in error["loc"]) or "frame"
         problems.append(f"{where}: {error['msg']}")
-    return "Invalid frame: " + "; ".join(problems)
+    return ("Invalid frame: " + "; ".join(problems))[:MAX_ERROR_MESSAGE]
 
 
 # --- server to client ----------------------------------------------------------

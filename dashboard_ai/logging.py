@@ -62,7 +62,8 @@ class TextFormatter(logging.Formatter):
 def _secret_values() -> list[str]:
     from django.conf import settings
 
-    values = [getattr(settings, "ANTHROPIC_API_KEY", ""), getattr(settings, "SECRET_KEY", "")]
+    names = ("ANTHROPIC_API_KEY", "SECRET_KEY", "CHAT_AUTH_TOKEN")
+    values = [getattr(settings, name, "") for name in names]
     return [v for v in values if len(v) >= 8]
 
 

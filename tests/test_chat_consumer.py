@@ -144,3 +144,24 @@ async def test_stop_with_nothing_running_is_silent(socket: WebsocketCommunicator
     await answer(socket, json.dumps({"type": "init", "sessionId": "s1"}))
     await socket.send_to(text_data=json.dumps({"type": "stop", "sessionId": "s1"}))
     assert await socket.receive_nothing(timeout=0.3)
+
+
+async def test_snake_case_field_names_are_not_read(socket: WebsocketCommunicator) -> None:
+    await answer(socket, json.dumps({"type": "init", "sessionId": "s1"}))
+    error = await answer(
+        socket,
+        json.dumps(
+            {"type": "message", "sessionId": "s1", "message": "hi", "client_message_id": "x"}
+        ),
+    )
+    assert "clientMessageId" not in error
+
+
+async def test_validation_errors_name_long_keys_without_echoing_them(
+    socket: WebsocketCommunicator,
+) -> None:
+    long_key = "k" * 30_000
+    error = await answer(
+        socket, json.dumps({"type": "init", "sessionId": "s1", "files": {long_key: 5}})
+    )
+    assert error["code"] == "INVALID_MESSAGE" and len(error["message"]) <= 500

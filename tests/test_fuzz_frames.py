@@ -62,10 +62,9 @@ BATCHES = 200
 BATCH_MIN, BATCH_MAX = 22, 30
 MIN_FRAMES = 2000
 ANSWER_TIMEOUT = 10.0
-# Python refuses to parse an integer of more than 4300 digits (a ValueError that is not
-# a JSONDecodeError): see test_an_integer_over_pythons_digit_limit_is_invalid_json. Raise
-# this above 4300 once that is fixed.
-MAX_INT_DIGITS = 4300
+# Past Python's 4300-digit cap on parsing integers (see
+# test_an_integer_over_pythons_digit_limit_is_invalid_json).
+MAX_INT_DIGITS = 6000
 # Near the recursion limit our json.loads and the server's may disagree about a depth.
 DEPTH_UNSURE = 800
 
@@ -1163,13 +1162,6 @@ def test_fuzzed_frames_get_well_formed_answers_and_the_socket_still_works(
     assert not (tmp_path / "workspaces" / "escape-canary").exists()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: an integer of more than 4300 digits makes json.loads raise a plain "
-    "ValueError, which parse_client_frame does not catch (only JSONDecodeError and "
-    "RecursionError): the client gets INTERNAL and the log a traceback, not INVALID_JSON. "
-    "Once fixed, drop this mark and raise MAX_INT_DIGITS above 4300.",
-)
 async def test_an_integer_over_pythons_digit_limit_is_invalid_json(fuzz_settings) -> None:
     socket = WebsocketCommunicator(ChatConsumer.as_asgi(), "/ws/chat")
     connected, _ = await socket.connect()

@@ -264,3 +264,20 @@ async def test_uploaded_project_settings_with_hooks_are_ignored(
 
     assert results and all(r.is_error for r in results)
     assert not marker.exists()
+
+
+@pytest.mark.parametrize(
+    "pattern", ["{x,../victim}/**", "src/{a, ../b}", "**/..", "/etc/*", "~/x", "a\\..\\b"]
+)
+def test_gate_refuses_patterns_that_can_leave_the_workspace(scene: Scene, pattern: str) -> None:
+    from chat.guard import tool_problem
+
+    assert tool_problem(scene.workspace, "Glob", {"pattern": pattern}) is not None
+    assert tool_problem(scene.workspace, "Grep", {"pattern": "x", "glob": pattern}) is not None
+
+
+def test_gate_lets_ordinary_patterns_through(scene: Scene) -> None:
+    from chat.guard import tool_problem
+
+    for pattern in ("**/*.tsx", "src/{App,Chart}.tsx", "data/*.csv", "*..bak"):
+        assert tool_problem(scene.workspace, "Glob", {"pattern": pattern}) is None
