@@ -144,11 +144,11 @@ async def test_a_turn_outlives_its_socket_then_the_idle_session_is_released(
         await client.until("stream")
         await client.close()
         workspace_file = server.data / "workspaces" / "outlive1" / "src" / "App.tsx"
-        for _ in range(150):
-            if not claude_processes("outlive1"):
+        for _ in range(200):
+            released = server.get_json("/health")["activeSessions"]
+            if released == 0 and not claude_processes("outlive1"):
                 break
             await asyncio.sleep(0.1)
-        released = server.get_json("/health")["activeSessions"]
 
     assert workspace_file.exists()
     assert claude_processes("outlive1") == []
@@ -355,7 +355,7 @@ async def test_stop_escalates_when_the_cli_cannot_answer_the_interrupt(
     took = time.monotonic() - started
 
     assert frames[-1]["type"] == "complete" and frames[-1]["stopped"] is True
-    assert took < 3 + 1.5  # STOP_DEADLINE_SECONDS of the test server, plus slack
+    assert took < 3 + 3  # STOP_DEADLINE_SECONDS of the test server, plus slack for a busy CI
     for _ in range(30):
         if not claude_processes(session_id):
             break
