@@ -12,11 +12,17 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from claude_agent_sdk import ClaudeAgentOptions, ToolResultBlock, UserMessage, query
+from claude_agent_sdk import (
+    ClaudeAgentOptions,
+    PermissionResultAllow,
+    ToolResultBlock,
+    UserMessage,
+    query,
+)
 
 from chat import agent
 from scripted_model.server import ScriptedModelServer
@@ -137,19 +143,34 @@ def server_options(scene: Scene, model: ScriptedModelServer, settings) -> Claude
     return agent.build_options(session_id="attacker", workspace=scene.workspace)
 
 
+async def allow_everything(tool: str, tool_input: dict, context: object) -> PermissionResultAllow:
+    """A permission callback that says yes to all: what the CLI does when nobody asks."""
+    return PermissionResultAllow()
+
+
 def gate_only(options: ClaudeAgentOptions) -> ClaudeAgentOptions:
-    """The gate with the CLI's own wall taken down (acceptEdits, no block settings)."""
-    return dataclasses.replace(options, settings=None, extra_args={})
+    """Our gate alone: the CLI's wall down and every permission prompt answered "allow"."""
+    return dataclasses.replace(options, settings=None, extra_args={}, can_use_tool=allow_everything)
 
 
 def wall_only(options: ClaudeAgentOptions) -> ClaudeAgentOptions:
-    """The CLI's wall with our gate taken out."""
-    return dataclasses.replace(options, hooks=None)
+    """The CLI's wall alone: our gate out and every permission prompt answered "allow"."""
+    return dataclasses.replace(options, hooks=None, can_use_tool=allow_everything)
+
+
+def no_defence(options: ClaudeAgentOptions) -> ClaudeAgentOptions:
+    """Neither wall: the control that shows the harness would see a leak."""
+    return dataclasses.replace(
+        options, hooks=None, settings=None, extra_args={}, can_use_tool=allow_everything
+    )
 
 
 async def run_attack(options: ClaudeAgentOptions, name: str) -> list[ToolResultBlock]:
+    async def prompt() -> AsyncIterator[dict]:  # a permission callback needs streaming input
+        yield {"type": "user", "message": {"role": "user", "content": f"[script:{name}]"}}
+
     results = []
-    async for message in query(prompt=f"[script:{name}]", options=options):
+    async for message in query(prompt=prompt(), options=options):
         if isinstance(message, UserMessage) and isinstance(message.content, list):
             results += [b for b in message.content if isinstance(b, ToolResultBlock)]
     return results
@@ -281,3 +302,15 @@ def test_gate_lets_ordinary_patterns_through(scene: Scene) -> None:
 
     for pattern in ("**/*.tsx", "src/{App,Chart}.tsx", "data/*.csv", "*..bak"):
         assert tool_problem(scene.workspace, "Glob", {"pattern": pattern}) is None
+
+
+async def test_without_either_wall_the_harness_sees_the_leak(
+    scene: Scene, model: ScriptedModelServer, settings
+) -> None:
+    options = no_defence(server_options(scene, model, settings))
+
+    await run_attack(options, "read_etc_passwd")
+    await run_attack(options, "write_absolute_outside")
+
+    assert "root:x:0:0" in json.dumps([r.body for r in model.requests])
+    assert (scene.outside / "new.txt").read_text() == "PWNED"
