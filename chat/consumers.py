@@ -154,7 +154,7 @@ class ChatConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
             error = error.model_copy(update={"client_message_id": about.client_message_id})
         runner = self.runners.get(about.session_id) if about else None
         if runner is not None:
-            await self.send_frame(runner.stamp(error))
+            await self.send_frame(runner.stream.stamp(error))
         else:
             session_id = about.session_id if about else None
             await self.send_frame(error.model_copy(update={"session_id": session_id}).to_wire())

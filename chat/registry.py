@@ -8,7 +8,8 @@ from django.conf import settings
 
 from chat.exceptions import ServerBusy
 from chat.protocol import InitFrame
-from chat.sessions import Send, SessionRunner
+from chat.sessions import SessionRunner
+from chat.stream import Send
 
 
 class SessionRegistry:

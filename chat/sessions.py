@@ -12,10 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
-import uuid
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any, Protocol
 
@@ -24,55 +21,34 @@ from django.conf import settings
 
 from chat import agent, store
 from chat.agent_process import AgentProcess
-from chat.events import FileTouched, TurnEnded, TurnTranslator
+from chat.events import TurnEnded, TurnTranslator
 from chat.exceptions import (
     ChatError,
     InternalError,
     ModelNotConfigured,
     SessionBusy,
 )
-from chat.outcomes import error_for_result, model_error_for_exception
+from chat.outcomes import model_error_for_exception
 from chat.pool import pool
 from chat.protocol import (
-    CompleteFrame,
     Conflict,
-    FileChangedFrame,
     InitFrame,
     MessageFrame,
     ReadyFrame,
     ServerFrame,
-    StatusFrame,
     UndoFrame,
     UndoneFrame,
-    Usage,
     error_frame_for,
     file_content,
 )
-from chat.replay import EventLog
 from chat.store import UndoPlan
+from chat.stream import EventStream, Send
+from chat.turns import Turn, TurnRun
 from workspaces import history
 from workspaces import services as workspaces
 from workspaces.exceptions import WorkspaceError
-from workspaces.snapshots import FileState, Snapshot, diff_snapshots
 
 logger = logging.getLogger("dashboard_ai.chat")
-
-Send = Callable[[dict[str, Any]], Awaitable[None]]
-
-
-@dataclass
-class Turn:
-    """One chat message being answered."""
-
-    message: str
-    client_message_id: str | None
-    state_id: str = field(default_factory=lambda: uuid.uuid4().hex)
-    translator: TurnTranslator | None = None
-    conflicts: list[Conflict] = field(default_factory=list)
-    stop_requested: asyncio.Event = field(default_factory=asyncio.Event)
-    last_activity: float = field(default_factory=time.monotonic)
-    started: float = field(default_factory=time.monotonic)
-    terminal: dict[str, Any] | None = None
 
 
 class RunnerRegistry(Protocol):
@@ -103,16 +79,12 @@ class SessionRunner:
     def __init__(self, session_id: str, registry: RunnerRegistry) -> None:
         self.session_id = session_id
         self.workspace = workspaces.path_for(session_id)
-        self.seq = 0
+        self.stream = EventStream(session_id)
         self.turn: Turn | None = None
         self.undoing = False
         self.closed = False
         self._registry = registry
-        self._subscribers: set[Send] = set()
         self._holds = 0  # sockets between registry lookup and attach: keep the runner
-        self.log = EventLog(
-            max_events=settings.REPLAY_BUFFER_EVENTS, max_bytes=settings.REPLAY_BUFFER_BYTES
-        )
         self._commands: asyncio.Queue[Turn | _Undo | _Wake | _CloseAgent] = asyncio.Queue()
         self._agent: AgentProcess | None = None
         self._task = asyncio.create_task(self._own(), name=f"session:{session_id}")
@@ -133,13 +105,11 @@ class SessionRunner:
         if not frame.files:
             await workspaces.create(session_id=self.session_id)
         record = await store.touch(self.session_id)
-        if record.last_seq > self.seq:
-            self.seq = record.last_seq
-            self.log.restart_at(record.last_seq)
-        replay = None if frame.last_seq is None else self.log.since(frame.last_seq)
+        self.stream.continue_from(record.last_seq)
+        replay = None if frame.last_seq is None else self.stream.log.since(frame.last_seq)
         truncated = frame.last_seq is not None and replay is None
         snapshot = await workspaces.snapshot(session_id=self.session_id)
-        ready = self.stamp(
+        ready = self.stream.stamp(
             ReadyFrame(
                 files=sorted(snapshot),
                 resumed=bool(record.sdk_session_id),
@@ -156,15 +126,7 @@ class SessionRunner:
         start = (
             frame.last_seq if frame.last_seq is not None and replay is not None else ready["seq"]
         )
-        await self._catch_up(send, start)
-
-    async def _catch_up(self, send: Send, seq: int) -> None:
-        """Send the held events after ``seq``, then attach with no event in between."""
-        while events := self.log.since(seq):
-            for event in events:
-                await send(event)
-                seq = event["seq"]
-        self._subscribers.add(send)  # no await since the last check: nothing missed
+        await self.stream.attach(send, after=start)
 
     async def submit(self, send: Send, frame: MessageFrame) -> None:
         """Start a turn for ``frame``, or replay the outcome of one already run."""
@@ -258,43 +220,25 @@ class SessionRunner:
 
     def leave(self, send: Send) -> None:
         """Detach a socket. A running turn goes on; an idle runner is released later."""
-        self._subscribers.discard(send)
+        self.stream.sockets.discard(send)
         self._commands.put_nowait(_Wake())
 
     @property
     def unattended(self) -> bool:
         """No socket, no turn, no socket on its way: the runner may be released."""
-        return not self._subscribers and not self.busy and self._holds == 0
+        return not self.stream.sockets and not self.busy and self._holds == 0
 
     # --- events --------------------------------------------------------------------
 
-    def stamp(self, frame: ServerFrame, *, advance: bool = False) -> dict[str, Any]:
-        """``frame`` on the wire with this session's id and seq.
-
-        Events (``advance``) take the next seq and echo the running turn's
-        ``clientMessageId``; replies to one socket carry the current seq unchanged.
-        """
-        update: dict[str, Any] = {"session_id": self.session_id}
-        if advance:
-            self.seq += 1
-            if self.turn is not None and self.turn.client_message_id:
-                update["client_message_id"] = self.turn.client_message_id
-        update["seq"] = self.seq
-        return frame.model_copy(update=update).to_wire()
-
     async def emit(self, frame: ServerFrame) -> dict[str, Any]:
-        """Number ``frame``, keep it for replay and send it to every socket of the session."""
-        wire = self.stamp(frame, advance=True)
-        await self._broadcast(wire)
-        return wire
+        """Number ``frame`` (echoing the turn's ``clientMessageId``) and publish it."""
+        event = self._stamp_event(frame)
+        await self.stream.publish(event)
+        return event
 
-    async def _broadcast(self, wire: dict[str, Any]) -> None:
-        self.log.append(wire)
-        for send in list(self._subscribers):
-            try:
-                await send(wire)
-            except Exception:  # a socket that went away; leave() will follow
-                logger.debug("dropping a frame for a closed socket", exc_info=True)
+    def _stamp_event(self, frame: ServerFrame) -> dict[str, Any]:
+        client_message_id = self.turn.client_message_id if self.turn else None
+        return self.stream.stamp(frame, advance=True, client_message_id=client_message_id)
 
     # --- the owner task ----------------------------------------------------------
 
@@ -311,11 +255,11 @@ class SessionRunner:
                         self.closed = True  # checked and set with no await between
                         break
                     logger.info("closing idle agent", extra={"sessionId": self.session_id})
-                    await self._close_client()
+                    await self.close_client()
                     continue
                 if isinstance(command, _CloseAgent):
                     if self.turn is None:
-                        await self._close_client()
+                        await self.close_client()
                     continue
                 if isinstance(command, _Wake):
                     continue
@@ -330,7 +274,7 @@ class SessionRunner:
         finally:
             self.closed = True
             try:
-                await self._close_client()
+                await self.close_client()
                 await workspaces.release_lease(session_id=self.session_id)
             finally:
                 # Only now may a new runner for this session start: it would otherwise
@@ -347,25 +291,25 @@ class SessionRunner:
                 session_id=self.session_id, state_id=turn.state_id, files=before
             )
             await store.start_turn(self.session_id, turn.state_id)
-            terminal = await self._converse(turn, before, turn.translator)
+            terminal = await TurnRun(self, turn, turn.translator).converse(before)
         except (ChatError, WorkspaceError) as exc:
             terminal = error_frame_for(exc)
         except ClaudeSDKError as exc:
             logger.warning(
                 "agent failed", extra={"sessionId": self.session_id, "error": type(exc).__name__}
             )
-            await self._close_client()
+            await self.close_client()
             terminal = error_frame_for(model_error_for_exception(exc))
         except Exception:
             logger.exception("turn failed", extra={"sessionId": self.session_id})
-            await self._close_client()
+            await self.close_client()
             terminal = error_frame_for(InternalError("Internal server error."))
         await self._finish(turn, terminal)
 
     async def _undo(self, plan: UndoPlan) -> None:
         """Restore the files and rewind the conversation; every socket gets ``undone``."""
         try:
-            await self._close_client()  # its conversation is about to change under it
+            await self.close_client()  # its conversation is about to change under it
             change = await history.restore_state(session_id=self.session_id, state_id=plan.state_id)
             count = await store.apply_undo(self.session_id, plan)
             frame: ServerFrame = UndoneFrame(
@@ -383,113 +327,6 @@ class SessionRunner:
         self.undoing = False
         await self.emit(frame)
 
-    async def _converse(
-        self, turn: Turn, before: Snapshot, translator: TurnTranslator
-    ) -> ServerFrame:
-        client = await self._connected_client()
-        if turn.stop_requested.is_set():
-            return await self._complete(turn, before, stopped=True)
-        await client.query(turn.message)
-        pump = asyncio.create_task(self._pump(client, translator, turn))
-        try:
-            outcome = await self._supervise(pump, turn)
-        finally:
-            if not pump.done():  # _supervise failed: never leave the pump running
-                pump.cancel()
-                await asyncio.gather(pump, return_exceptions=True)
-        if outcome == "done":
-            ended = pump.result()  # re-raises what the agent raised
-            if ended is None:
-                await self._close_client()
-                return error_frame_for(InternalError("The agent ended the turn without a result."))
-        else:
-            ended = _result_if_any(pump)
-        if ended is not None:
-            await store.record_turn(self.session_id, ended.session_id, ended.cost_usd)
-        if outcome == "stalled":
-            return error_frame_for(model_error_for_exception(TimeoutError()))
-        if outcome == "stopped" or (ended is not None and ended.interrupted):
-            return await self._complete(turn, before, stopped=True, ended=ended)
-        assert ended is not None
-        if ended.is_error:
-            return error_frame_for(error_for_result(ended))
-        return await self._complete(turn, before, stopped=False, ended=ended)
-
-    async def _pump(
-        self, client: ClaudeSDKClient, translator: TurnTranslator, turn: Turn
-    ) -> TurnEnded | None:
-        """Translate and emit the SDK messages of the turn until its result."""
-        async for message in client.receive_response():
-            turn.last_activity = time.monotonic()
-            for output in translator.translate(message):
-                if isinstance(output, TurnEnded):
-                    return output
-                if isinstance(output, FileTouched):
-                    await self._emit_file(output.path)
-                elif not turn.stop_requested.is_set() or not isinstance(output, StatusFrame):
-                    await self.emit(output)
-        return None
-
-    async def _supervise(self, pump: asyncio.Task[TurnEnded | None], turn: Turn) -> str:
-        """Wait for the pump; on stop or stall, end it within the stop deadline."""
-        stop = asyncio.create_task(turn.stop_requested.wait())
-        try:
-            while True:
-                done, _ = await asyncio.wait(
-                    {pump, stop}, timeout=1.0, return_when=asyncio.FIRST_COMPLETED
-                )
-                if pump in done:
-                    return "done"
-                if stop in done:
-                    reason = "stopped"
-                    break
-                if time.monotonic() - turn.last_activity > settings.MODEL_STALL_SECONDS:
-                    reason = "stalled"
-                    break
-        finally:
-            stop.cancel()
-        await self._end_pump(pump)
-        return reason
-
-    async def _end_pump(self, pump: asyncio.Task[TurnEnded | None]) -> None:
-        """Make the pump end: halt the agent (interrupt, close, kill), then cancel it."""
-        agent_process, survived = self._agent, False
-        if agent_process is not None:
-            survived = await agent_process.halt(pump)
-        if not survived:
-            self._agent = None
-            pump.cancel()
-        await asyncio.gather(pump, return_exceptions=True)
-
-    async def _emit_file(self, path: str) -> None:
-        try:
-            content = await workspaces.read_file(session_id=self.session_id, path=path)
-        except WorkspaceError:
-            return  # gone again, or not a regular file: complete will tell
-        await self.emit(
-            FileChangedFrame(
-                path=path, content=file_content(content), hash=FileState.of(content).sha256
-            )
-        )
-
-    async def _complete(
-        self, turn: Turn, before: Snapshot, *, stopped: bool, ended: TurnEnded | None = None
-    ) -> CompleteFrame:
-        after = await workspaces.snapshot(session_id=self.session_id)
-        diff = diff_snapshots(before, after)
-        files = {**diff.created, **diff.changed}
-        return CompleteFrame(
-            files={path: file_content(content) for path, content in sorted(files.items())},
-            hashes={path: after[path].sha256 for path in sorted(files)},
-            conflicts=turn.conflicts or None,
-            deleted=diff.deleted,
-            result=ended.result if ended else "",
-            stopped=stopped,
-            usage=Usage(**ended.usage) if ended else Usage(),
-            cost_usd=ended.cost_usd if ended else 0.0,
-            duration_ms=int((time.monotonic() - turn.started) * 1000),
-        )
-
     async def _finish(self, turn: Turn, terminal: ServerFrame) -> None:
         """Send the turn's one terminal frame and free the session for the next turn.
 
@@ -498,21 +335,34 @@ class SessionRunner:
         """
         if turn.terminal is not None:
             return
-        turn.terminal = wire = self.stamp(terminal, advance=True)
+        turn.terminal = wire = self._stamp_event(terminal)
         try:
             resume_at = turn.translator.last_assistant_uuid if turn.translator else None
             await store.finish_turn(turn.state_id, resume_at)
-            await store.record_outcome(self.session_id, self.seq, turn.client_message_id, wire)
+            await store.record_outcome(
+                self.session_id, self.stream.seq, turn.client_message_id, wire
+            )
         except Exception:  # the client must get its answer even if the database fails
             logger.exception(
                 "storing the turn's outcome failed", extra={"sessionId": self.session_id}
             )
         self.turn = None
-        await self._broadcast(wire)
+        await self.stream.publish(wire)
 
     # --- the agent ---------------------------------------------------------------
 
-    async def _connected_client(self) -> ClaudeSDKClient:
+    async def halt_agent(self, pump: asyncio.Task[TurnEnded | None]) -> None:
+        """End the turn's pump: halt the agent (interrupt, close, kill), then cancel it."""
+        agent_process, survived = self._agent, False
+        if agent_process is not None:
+            survived = await agent_process.halt(pump)
+        if not survived:
+            self._agent = None
+            pump.cancel()
+        await asyncio.gather(pump, return_exceptions=True)
+
+    async def connected_client(self) -> ClaudeSDKClient:
+        """The session's client, its CLI started (resuming the conversation) if needed."""
         if self._agent is None:
             record = await store.touch(self.session_id)
             self._agent = await AgentProcess.start(
@@ -524,17 +374,11 @@ class SessionRunner:
         pool.touch(self)
         return self._agent.client
 
-    async def _close_client(self) -> None:
+    async def close_client(self) -> None:
+        """Close the session's CLI, if one runs; the next turn starts and resumes another."""
         agent_process, self._agent = self._agent, None
         if agent_process is not None:
             await agent_process.close()
-
-
-def _result_if_any(pump: asyncio.Task[TurnEnded | None]) -> TurnEnded | None:
-    """The pump's result if it finished cleanly before it was stopped."""
-    if pump.done() and not pump.cancelled() and pump.exception() is None:
-        return pump.result()
-    return None
 
 
 def _plain(files: dict[str, Any]) -> dict[str, Any]:

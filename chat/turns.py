@@ -1,0 +1,182 @@
+"""One turn through the agent: stream its events, watch for stop and stall, end it.
+
+:class:`TurnRun` is used by the session runner's owner task, the only task that
+touches the session's client; it reaches the client and the event stream through
+the runner (:class:`TurnHost`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from claude_agent_sdk import ClaudeSDKClient
+from django.conf import settings
+
+from chat import store
+from chat.events import FileTouched, TurnEnded, TurnTranslator
+from chat.exceptions import InternalError
+from chat.outcomes import error_for_result, model_error_for_exception
+from chat.protocol import (
+    CompleteFrame,
+    Conflict,
+    FileChangedFrame,
+    ServerFrame,
+    StatusFrame,
+    Usage,
+    error_frame_for,
+    file_content,
+)
+from workspaces import services as workspaces
+from workspaces.exceptions import WorkspaceError
+from workspaces.snapshots import FileState, Snapshot, diff_snapshots
+
+
+@dataclass
+class Turn:
+    """One chat message being answered."""
+
+    message: str
+    client_message_id: str | None
+    state_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    translator: TurnTranslator | None = None
+    conflicts: list[Conflict] = field(default_factory=list)
+    stop_requested: asyncio.Event = field(default_factory=asyncio.Event)
+    last_activity: float = field(default_factory=time.monotonic)
+    started: float = field(default_factory=time.monotonic)
+    terminal: dict[str, Any] | None = None
+
+
+class TurnHost(Protocol):
+    """What a turn needs of its session runner."""
+
+    session_id: str
+
+    async def connected_client(self) -> ClaudeSDKClient:
+        """The session's client, started if needed."""
+
+    async def close_client(self) -> None:
+        """Close the session's CLI."""
+
+    async def halt_agent(self, pump: asyncio.Task[TurnEnded | None]) -> None:
+        """End a running pump within the stop deadline."""
+
+    async def emit(self, frame: ServerFrame) -> dict[str, Any]:
+        """Publish an event of the session."""
+
+
+class TurnRun:
+    """Runs one :class:`Turn` through the agent."""
+
+    def __init__(self, host: TurnHost, turn: Turn, translator: TurnTranslator) -> None:
+        self.host = host
+        self.turn = turn
+        self.translator = translator
+
+    async def converse(self, before: Snapshot) -> ServerFrame:
+        """Run the turn through the agent; its terminal frame (``complete`` or ``error``)."""
+        turn = self.turn
+        client = await self.host.connected_client()
+        if turn.stop_requested.is_set():
+            return await self._complete(before, stopped=True)
+        await client.query(turn.message)
+        pump = asyncio.create_task(self._pump(client))
+        try:
+            outcome = await self._supervise(pump)
+        finally:
+            if not pump.done():  # _supervise failed: never leave the pump running
+                pump.cancel()
+                await asyncio.gather(pump, return_exceptions=True)
+        if outcome == "done":
+            ended = pump.result()  # re-raises what the agent raised
+            if ended is None:
+                await self.host.close_client()
+                return error_frame_for(InternalError("The agent ended the turn without a result."))
+        else:
+            ended = _result_if_any(pump)
+        if ended is not None:
+            await store.record_turn(self.host.session_id, ended.session_id, ended.cost_usd)
+        if outcome == "stalled":
+            return error_frame_for(model_error_for_exception(TimeoutError()))
+        if outcome == "stopped" or (ended is not None and ended.interrupted):
+            return await self._complete(before, stopped=True, ended=ended)
+        assert ended is not None
+        if ended.is_error:
+            return error_frame_for(error_for_result(ended))
+        return await self._complete(before, stopped=False, ended=ended)
+
+    async def _pump(self, client: ClaudeSDKClient) -> TurnEnded | None:
+        """Translate and emit the SDK messages of the turn until its result."""
+        turn, translator = self.turn, self.translator
+        async for message in client.receive_response():
+            turn.last_activity = time.monotonic()
+            for output in translator.translate(message):
+                if isinstance(output, TurnEnded):
+                    return output
+                if isinstance(output, FileTouched):
+                    await self._emit_file(output.path)
+                elif not turn.stop_requested.is_set() or not isinstance(output, StatusFrame):
+                    await self.host.emit(output)
+        return None
+
+    async def _supervise(self, pump: asyncio.Task[TurnEnded | None]) -> str:
+        """Wait for the pump; on stop or stall, end it within the stop deadline."""
+        turn = self.turn
+        stop = asyncio.create_task(turn.stop_requested.wait())
+        try:
+            while True:
+                done, _ = await asyncio.wait(
+                    {pump, stop}, timeout=1.0, return_when=asyncio.FIRST_COMPLETED
+                )
+                if pump in done:
+                    return "done"
+                if stop in done:
+                    reason = "stopped"
+                    break
+                if time.monotonic() - turn.last_activity > settings.MODEL_STALL_SECONDS:
+                    reason = "stalled"
+                    break
+        finally:
+            stop.cancel()
+        await self.host.halt_agent(pump)
+        return reason
+
+    async def _emit_file(self, path: str) -> None:
+        try:
+            content = await workspaces.read_file(session_id=self.host.session_id, path=path)
+        except WorkspaceError:
+            return  # gone again, or not a regular file: complete will tell
+        await self.host.emit(
+            FileChangedFrame(
+                path=path, content=file_content(content), hash=FileState.of(content).sha256
+            )
+        )
+
+    async def _complete(
+        self, before: Snapshot, *, stopped: bool, ended: TurnEnded | None = None
+    ) -> CompleteFrame:
+        turn = self.turn
+        after = await workspaces.snapshot(session_id=self.host.session_id)
+        diff = diff_snapshots(before, after)
+        files = {**diff.created, **diff.changed}
+        return CompleteFrame(
+            files={path: file_content(content) for path, content in sorted(files.items())},
+            hashes={path: after[path].sha256 for path in sorted(files)},
+            conflicts=turn.conflicts or None,
+            deleted=diff.deleted,
+            result=ended.result if ended else "",
+            stopped=stopped,
+            usage=Usage(**ended.usage) if ended else Usage(),
+            cost_usd=ended.cost_usd if ended else 0.0,
+            duration_ms=int((time.monotonic() - turn.started) * 1000),
+        )
+
+
+def _result_if_any(pump: asyncio.Task[TurnEnded | None]) -> TurnEnded | None:
+    """The pump's result if it finished cleanly before it was stopped."""
+    if pump.done() and not pump.cancelled() and pump.exception() is None:
+        return pump.result()
+    return None
