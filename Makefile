@@ -27,6 +27,7 @@ lint: install
 
 bench: install
 	$(PY) bench/turn_latency.py
+	$(PY) bench/reconnect_replay.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
