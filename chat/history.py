@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import shutil
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path, PurePosixPath
@@ -310,18 +309,11 @@ async def delete_session(*, session_id: str) -> bool:
     await registry.end_session(session_id)
     removed_workspace = await workspaces.delete(session_id=session_id)
     await workspace_history.delete_history(session_id=session_id)
-    removed_config = await asyncio.to_thread(_remove_tree, agent.paths_for(session_id).config_dir)
+    removed_config = await asyncio.to_thread(
+        workspaces.remove_tree, agent.paths_for(session_id).config_dir
+    )
     deleted_rows, _ = await ChatSession.objects.filter(session_id=session_id).adelete()
     existed = removed_workspace or removed_config or deleted_rows > 0
     if existed:
         logger.info("session deleted", extra={"sessionId": session_id})
     return existed
-
-
-def _remove_tree(directory: Path) -> bool:
-    """Remove a directory tree; whether it existed."""
-    try:
-        shutil.rmtree(directory)
-    except FileNotFoundError:
-        return False
-    return True

@@ -276,7 +276,8 @@ def _read_files_blocking(
     return result
 
 
-def _delete_blocking(root: Path) -> bool:
+def remove_tree(root: Path) -> bool:
+    """Remove a directory tree (blocking); whether it existed."""
     try:
         shutil.rmtree(root)
     except FileNotFoundError:
@@ -301,7 +302,7 @@ async def exists(*, session_id: str) -> bool:
 
 async def delete(*, session_id: str) -> bool:
     """Delete the workspace of ``session_id``; whether there was one."""
-    return await asyncio.to_thread(_delete_blocking, path_for(session_id))
+    return await asyncio.to_thread(remove_tree, path_for(session_id))
 
 
 async def list_files(*, session_id: str) -> list[str]:
@@ -491,7 +492,7 @@ def remove_stale(*, workspace: StaleWorkspace) -> bool:
     """Delete a workspace from :func:`find_stale` unless leased since; whether removed."""
     if is_leased(session_id=workspace.session_id):
         return False
-    removed = _delete_blocking(workspace.path)
+    removed = remove_tree(workspace.path)
     _lease_path(workspace.session_id).unlink(missing_ok=True)
-    _delete_blocking(workspace_root() / HISTORY_DIR / workspace.session_id)
+    remove_tree(workspace_root() / HISTORY_DIR / workspace.session_id)
     return removed
