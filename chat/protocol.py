@@ -272,6 +272,7 @@ class ErrorFrame(ServerFrame):
     code: str = Field(pattern=r"^[A-Z][A-Z0-9_]*$")
     message: str
     recoverable: bool
+    conflicts: list[Conflict] | None = None
 
 
 SERVER_FRAMES: tuple[type[ServerFrame], ...] = (

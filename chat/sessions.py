@@ -32,6 +32,7 @@ from chat.outcomes import model_error_for_exception
 from chat.pool import pool
 from chat.protocol import (
     Conflict,
+    ErrorFrame,
     InitFrame,
     MessageFrame,
     ReadyFrame,
@@ -335,6 +336,8 @@ class SessionRunner:
         """
         if turn.terminal is not None:
             return
+        if isinstance(terminal, ErrorFrame) and turn.conflicts:
+            terminal = terminal.model_copy(update={"conflicts": turn.conflicts})
         turn.terminal = wire = self._stamp_event(terminal)
         try:
             resume_at = turn.translator.last_assistant_uuid if turn.translator else None

@@ -77,3 +77,18 @@ async def test_init_reports_conflicts_too(chat: ChatClient, session_id: str) -> 
 async def test_a_malformed_base_hash_is_invalid_message(chat: ChatClient, session_id: str) -> None:
     error = await chat.init(session_id, files={"a.txt": "x"}, baseHashes={"a.txt": "nope"})
     assert error["type"] == "error" and error["code"] == "INVALID_MESSAGE"
+
+
+async def test_conflicts_survive_a_turn_that_fails(chat: ChatClient, session_id: str) -> None:
+    ready = await chat.init(session_id, files={"src/App.tsx": ORIGINAL})
+    await chat.message(session_id, "[script:write_app]")
+
+    frames = await chat.message(
+        session_id,
+        "[script:overloaded_529]",
+        files={"src/App.tsx": USER_EDIT},
+        baseHashes={"src/App.tsx": ready["hashes"]["src/App.tsx"]},
+    )
+
+    assert frames[-1]["type"] == "error"
+    assert frames[-1]["conflicts"][0]["client"] == USER_EDIT
