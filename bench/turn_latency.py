@@ -408,7 +408,10 @@ def main() -> None:
     try:
         with TimedModelServer(script=SCRIPT, chunk_delay=0.0) as model:
             (data / "backend").mkdir()
-            backend = LiveServer(data=data / "backend", env=server_env(data / "backend", model.url))
+            # Turns outlive their socket; an idle session's CLI closes after a second
+            # here, so cold sessions do not pile up live CLIs between timed turns.
+            env = server_env(data / "backend", model.url, AGENT_IDLE_SECONDS="1")
+            backend = LiveServer(data=data / "backend", env=env)
             backend.start()
             series, via_backend = asyncio.run(run_all(args.turns, backend, model, data))
             backend.stop()  # SIGTERM, then SIGKILL if it lingers

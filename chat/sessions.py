@@ -48,6 +48,7 @@ from chat.turns import Turn, TurnRun
 from workspaces import history
 from workspaces import services as workspaces
 from workspaces.exceptions import WorkspaceError
+from workspaces.snapshots import Snapshot
 
 logger = logging.getLogger("dashboard_ai.chat")
 
@@ -288,11 +289,13 @@ class SessionRunner:
         turn.translator = TurnTranslator(workspace=PurePosixPath(self.workspace))
         try:
             before = await workspaces.snapshot(session_id=self.session_id)
-            await history.save_state(
-                session_id=self.session_id, state_id=turn.state_id, files=before
-            )
-            await store.start_turn(self.session_id, turn.state_id)
-            terminal = await TurnRun(self, turn, turn.translator).converse(before)
+            # Keeping the undo state is off the path to the first streamed text: it runs
+            # beside the turn and only has to be done before the turn is recorded.
+            keeping = asyncio.create_task(self._keep_state(turn, before))
+            try:
+                terminal = await TurnRun(self, turn, turn.translator).converse(before)
+            finally:
+                await keeping
         except (ChatError, WorkspaceError) as exc:
             terminal = error_frame_for(exc)
         except ClaudeSDKError as exc:
@@ -306,6 +309,11 @@ class SessionRunner:
             await self.close_client()
             terminal = error_frame_for(InternalError("Internal server error."))
         await self._finish(turn, terminal)
+
+    async def _keep_state(self, turn: Turn, before: Snapshot) -> None:
+        """Keep the workspace as it was before the turn, for undo, and record the turn."""
+        await history.save_state(session_id=self.session_id, state_id=turn.state_id, files=before)
+        await store.start_turn(self.session_id, turn.state_id)
 
     async def _undo(self, plan: UndoPlan) -> None:
         """Restore the files and rewind the conversation; every socket gets ``undone``."""
