@@ -38,3 +38,25 @@ async def test_sigterm_mid_turn_ends_turn_closes_4012_and_exits(
     assert exit_code is not None
     assert took < 12
     assert claude_processes("sigterm1") == []
+
+
+async def test_a_killed_server_takes_its_cli_with_it(own_server) -> None:
+    with own_server() as server:
+        client = await ChatClient.connect(server.ws_url)
+        await client.init("sigkill1")
+        await client.send(
+            {"type": "message", "sessionId": "sigkill1", "message": "[script:long_text]"}
+        )
+        await client.until("stream")
+        assert claude_processes("sigkill1")
+
+        server.process.kill()  # SIGKILL: no handler runs, only the parent-death signal
+        server.process.wait()
+        for _ in range(50):
+            if not claude_processes("sigkill1"):
+                break
+            time.sleep(0.1)
+        left = claude_processes("sigkill1")
+        server.process = None
+
+    assert left == []

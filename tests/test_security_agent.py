@@ -314,3 +314,18 @@ async def test_without_either_wall_the_harness_sees_the_leak(
 
     assert "root:x:0:0" in json.dumps([r.body for r in model.requests])
     assert (scene.outside / "new.txt").read_text() == "PWNED"
+
+
+async def test_a_failing_gate_blocks_the_call(
+    scene: Scene, model: ScriptedModelServer, settings, monkeypatch
+) -> None:
+    def broken(*args: object) -> None:
+        raise RuntimeError("the gate broke")
+
+    monkeypatch.setattr("chat.guard.tool_problem", broken)
+    options = gate_only(server_options(scene, model, settings))
+
+    results = await run_attack(options, "read_etc_passwd")
+
+    assert results and all(r.is_error for r in results)
+    assert "root:x:0:0" not in json.dumps([r.body for r in model.requests])
