@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from claude_agent_sdk import ClaudeSDKClient, ClaudeSDKError
@@ -31,13 +31,19 @@ class AgentProcess:
 
     @classmethod
     async def start(
-        cls, holder: AgentHolder, *, workspace: Path, resume: str | None, resume_at: str | None
+        cls,
+        holder: AgentHolder,
+        *,
+        workspace: Path,
+        resume: str | None,
+        resume_at: str | None,
+        give_up: Callable[[], bool],
     ) -> AgentProcess:
-        """Take a pool slot and start the CLI (resuming ``resume`` when given)."""
+        """Take a pool slot (see :meth:`AgentPool.acquire`) and start the CLI."""
         options = agent.build_options(
             session_id=holder.session_id, workspace=workspace, resume=resume, resume_at=resume_at
         )
-        await pool.acquire(holder)
+        await pool.acquire(holder, give_up=give_up)
         client = ClaudeSDKClient(options)
         try:
             await client.connect()

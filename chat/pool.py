@@ -12,11 +12,16 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Protocol
 
 from django.conf import settings
 
 from chat.exceptions import ServerBusy
+
+
+class SlotWaitAbandoned(Exception):
+    """The caller stopped waiting for a slot (its turn was stopped)."""
 
 
 class AgentHolder(Protocol):
@@ -43,11 +48,19 @@ class AgentPool:
         """How many CLI processes hold a slot."""
         return len(self._holders)
 
-    async def acquire(self, holder: AgentHolder) -> None:
-        """Take a slot for ``holder``, making room or waiting; :class:`ServerBusy` if none."""
+    async def acquire(
+        self, holder: AgentHolder, *, give_up: Callable[[], bool] = lambda: False
+    ) -> None:
+        """Take a slot for ``holder``, making room or waiting; :class:`ServerBusy` if none.
+
+        While it waits, ``give_up()`` is asked each time round: when it says yes (the
+        turn was stopped), :class:`SlotWaitAbandoned` ends the wait.
+        """
         deadline = time.monotonic() + settings.AGENT_SLOT_WAIT_SECONDS
         asked: set[str] = set()
         while len(self._holders) >= settings.MAX_LIVE_AGENTS:
+            if give_up():
+                raise SlotWaitAbandoned
             idle = next(
                 (h for h in self._holders.values() if not h.busy and h.session_id not in asked),
                 None,

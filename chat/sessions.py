@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any, Protocol
@@ -372,8 +373,11 @@ class SessionRunner:
             pump.cancel()
         await asyncio.gather(pump, return_exceptions=True)
 
-    async def connected_client(self) -> ClaudeSDKClient:
-        """The session's client, its CLI started (resuming the conversation) if needed."""
+    async def connected_client(self, *, give_up: Callable[[], bool]) -> ClaudeSDKClient:
+        """The session's client, its CLI started (resuming the conversation) if needed.
+
+        ``give_up`` ends a wait for a free CLI slot (:class:`SlotWaitAbandoned`).
+        """
         if self._agent is None:
             record = await store.touch(self.session_id)
             self._agent = await AgentProcess.start(
@@ -381,6 +385,7 @@ class SessionRunner:
                 workspace=self.workspace,
                 resume=record.sdk_session_id or None,
                 resume_at=record.resume_at or None,
+                give_up=give_up,
             )
         pool.touch(self)
         return self._agent.client

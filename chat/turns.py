@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -20,6 +21,7 @@ from chat import store
 from chat.events import FileTouched, TurnEnded, TurnTranslator
 from chat.exceptions import InternalError
 from chat.outcomes import error_for_result, model_error_for_exception
+from chat.pool import SlotWaitAbandoned
 from chat.protocol import (
     CompleteFrame,
     Conflict,
@@ -55,8 +57,8 @@ class TurnHost(Protocol):
 
     session_id: str
 
-    async def connected_client(self) -> ClaudeSDKClient:
-        """The session's client, started if needed."""
+    async def connected_client(self, *, give_up: Callable[[], bool]) -> ClaudeSDKClient:
+        """The session's client, started if needed (``give_up`` ends a wait for a slot)."""
 
     async def close_client(self) -> None:
         """Close the session's CLI."""
@@ -79,7 +81,10 @@ class TurnRun:
     async def converse(self, before: Snapshot) -> ServerFrame:
         """Run the turn through the agent; its terminal frame (``complete`` or ``error``)."""
         turn = self.turn
-        client = await self.host.connected_client()
+        try:
+            client = await self.host.connected_client(give_up=turn.stop_requested.is_set)
+        except SlotWaitAbandoned:
+            return await self._complete(before, stopped=True)
         if turn.stop_requested.is_set():
             return await self._complete(before, stopped=True)
         await client.query(turn.message)

@@ -8,6 +8,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 
 import pytest
 import websockets
@@ -169,3 +170,27 @@ def test_check_deploy_is_clean_with_production_settings(tmp_path) -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
+
+
+async def test_a_stop_ends_a_turn_waiting_for_an_agent_slot(own_server) -> None:
+    with own_server(MAX_LIVE_AGENTS="1", AGENT_SLOT_WAIT_SECONDS="20") as server:
+        client = await ChatClient.connect(server.ws_url)
+        await client.init("wait-a")
+        await client.init("wait-b")
+        await client.send(
+            {"type": "message", "sessionId": "wait-a", "message": "[script:long_text]"}
+        )
+        await client.until("stream")
+        await client.send({"type": "message", "sessionId": "wait-b", "message": "[script:echo]"})
+        await asyncio.sleep(0.5)
+        started = time.monotonic()
+        await client.send({"type": "stop", "sessionId": "wait-b"})
+        waiting = await client.until("complete")
+        while waiting[-1]["sessionId"] != "wait-b":
+            waiting = await client.until("complete")
+        took = time.monotonic() - started
+        await client.send({"type": "stop", "sessionId": "wait-a"})
+        await client.close()
+
+    assert waiting[-1]["stopped"] is True
+    assert took < 6  # well inside AGENT_SLOT_WAIT_SECONDS
