@@ -132,15 +132,19 @@ async def test_agent_pool_closes_an_idle_cli_to_make_room(own_server) -> None:
     assert "remember plum" in third[-1]["result"] or "2 user prompts" in third[-1]["result"]
 
 
+async def busy_pool_of_one(server, busy: str, waiting: str) -> ChatClient:
+    """A client with two sessions open, the only agent busy streaming in ``busy``."""
+    client = await ChatClient.connect(server.ws_url)
+    await client.init(busy)
+    await client.init(waiting)
+    await client.send({"type": "message", "sessionId": busy, "message": "[script:long_text]"})
+    await client.until("stream")
+    return client
+
+
 async def test_agent_pool_refuses_when_every_agent_is_busy(own_server) -> None:
     with own_server(MAX_LIVE_AGENTS="1", AGENT_SLOT_WAIT_SECONDS="1") as server:
-        client = await ChatClient.connect(server.ws_url)
-        await client.init("busy-a")
-        await client.init("busy-b")
-        await client.send(
-            {"type": "message", "sessionId": "busy-a", "message": "[script:long_text]"}
-        )
-        await client.until("stream")
+        client = await busy_pool_of_one(server, "busy-a", "busy-b")
         refused = await client.message("busy-b", "me too [script:echo]")
         await client.send({"type": "stop", "sessionId": "busy-a"})
         await client.close()
@@ -174,13 +178,7 @@ def test_check_deploy_is_clean_with_production_settings(tmp_path) -> None:
 
 async def test_a_stop_ends_a_turn_waiting_for_an_agent_slot(own_server) -> None:
     with own_server(MAX_LIVE_AGENTS="1", AGENT_SLOT_WAIT_SECONDS="20") as server:
-        client = await ChatClient.connect(server.ws_url)
-        await client.init("wait-a")
-        await client.init("wait-b")
-        await client.send(
-            {"type": "message", "sessionId": "wait-a", "message": "[script:long_text]"}
-        )
-        await client.until("stream")
+        client = await busy_pool_of_one(server, "wait-a", "wait-b")
         await client.send({"type": "message", "sessionId": "wait-b", "message": "[script:echo]"})
         await asyncio.sleep(0.5)
         started = time.monotonic()
