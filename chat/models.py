@@ -51,6 +51,8 @@ class TurnRecord(models.Model):
     session = models.ForeignKey(ChatSession, on_delete=models.CASCADE, related_name="turns")
     state_id = models.CharField(max_length=64, unique=True)
     resume_at = models.CharField(max_length=64, blank=True, default="")
+    client_message_id = models.CharField(max_length=128, blank=True, default="")
+    counted = models.BooleanField(default=False)  # in ChatSession.message_count
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

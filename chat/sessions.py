@@ -349,8 +349,12 @@ class SessionRunner:
             terminal = terminal.model_copy(update={"conflicts": turn.conflicts})
         turn.terminal = wire = self._stamp_event(terminal)
         try:
-            resume_at = turn.translator.last_assistant_uuid if turn.translator else None
-            await store.finish_turn(turn.state_id, resume_at)
+            await store.finish_turn(
+                turn.state_id,
+                resume_at=turn.translator.last_assistant_uuid if turn.translator else None,
+                client_message_id=turn.client_message_id,
+                counted=turn.counted,
+            )
             await store.record_outcome(
                 self.session_id, self.stream.seq, turn.client_message_id, wire
             )

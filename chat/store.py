@@ -63,10 +63,14 @@ async def start_turn(session_id: str, state_id: str) -> None:
     await TurnRecord.objects.acreate(session=record, state_id=state_id)
 
 
-async def finish_turn(state_id: str, resume_at: str | None) -> None:
-    """The turn's conversation ends at message ``resume_at`` (its last assistant message)."""
-    if resume_at:
-        await TurnRecord.objects.filter(state_id=state_id).aupdate(resume_at=resume_at)
+async def finish_turn(
+    state_id: str, *, resume_at: str | None, client_message_id: str | None, counted: bool
+) -> None:
+    """What undoing the turn must know: where its conversation ends (its last assistant
+    message), its client id, and whether it was counted in the message count."""
+    await TurnRecord.objects.filter(state_id=state_id).aupdate(
+        resume_at=resume_at or "", client_message_id=client_message_id or "", counted=counted
+    )
 
 
 @dataclass(frozen=True)
@@ -77,6 +81,8 @@ class UndoPlan:
     state_id: str
     resume_at: str  # "" with no earlier turn to keep: the conversation starts afresh
     undone: tuple[int, ...]
+    counted: int  # how many of the undone turns the message count holds
+    client_message_ids: tuple[str, ...]
 
 
 async def plan_undo(session_id: str, turns: int, kept_states: list[str]) -> UndoPlan:
@@ -94,14 +100,22 @@ async def plan_undo(session_id: str, turns: int, kept_states: list[str]) -> Undo
         state_id=undone[0].state_id,
         resume_at=resume_at,
         undone=tuple(r.pk for r in undone),
+        counted=sum(1 for r in undone if r.counted),
+        client_message_ids=tuple(r.client_message_id for r in undone if r.client_message_id),
     )
 
 
 async def apply_undo(session_id: str, plan: UndoPlan) -> int:
-    """Forget the undone turns and point the conversation at the kept part; new count."""
+    """Forget the undone turns and point the conversation at the kept part; new count.
+
+    Their remembered outcomes go too: resending an undone message runs it again.
+    """
     await TurnRecord.objects.filter(pk__in=plan.undone).adelete()
     record = await touch(session_id)
-    count = max(0, record.message_count - plan.turns)
+    await TurnOutcome.objects.filter(
+        session=record, client_message_id__in=plan.client_message_ids
+    ).adelete()
+    count = max(0, record.message_count - plan.counted)
     changes: dict[str, Any] = {"message_count": count, "resume_at": plan.resume_at}
     if not plan.resume_at:
         changes["sdk_session_id"] = ""  # nothing kept: the next turn starts a new conversation

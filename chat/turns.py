@@ -50,6 +50,7 @@ class Turn:
     last_activity: float = field(default_factory=time.monotonic)
     started: float = field(default_factory=time.monotonic)
     terminal: dict[str, Any] | None = None
+    counted: bool = False  # the turn reached a result and is in the message count
 
 
 class TurnHost(Protocol):
@@ -104,6 +105,7 @@ class TurnRun:
             ended = _result_if_any(pump)
         if ended is not None:
             await store.record_turn(self.host.session_id, ended.session_id, ended.cost_usd)
+            turn.counted = True
         if outcome == "stalled":
             return error_frame_for(model_error_for_exception(TimeoutError()))
         if outcome == "stopped" or (ended is not None and ended.interrupted):

@@ -121,3 +121,22 @@ async def test_undo_reaches_every_socket_of_the_session(
     await two.close()
 
     assert from_one == from_two and from_one["deleted"] == ["src/App.tsx"]
+
+
+async def test_an_undone_message_can_be_sent_again_and_counts_stay_true(
+    chat: ChatClient, shared_model: ScriptedModelServer, session_id: str
+) -> None:
+    await chat.init(session_id)
+    first = await chat.message(session_id, "one [script:echo]", clientMessageId="m1")
+    failed = await chat.message(session_id, "[script:overloaded_529]", clientMessageId="m2")
+    undone_failure = await undo(chat, session_id)
+    undone_first = await undo(chat, session_id)
+    shared_model.clear_requests()
+
+    again = await chat.message(session_id, "one [script:echo]", clientMessageId="m1")
+
+    assert failed[-1]["type"] == "error"
+    assert undone_failure["messageCount"] == 1  # the failed turn was never counted
+    assert undone_first["messageCount"] == 0
+    assert again[-1]["type"] == "complete" and again[-1]["seq"] > first[-1]["seq"]
+    assert shared_model.requests  # it ran again instead of replaying the old outcome
