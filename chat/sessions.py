@@ -46,7 +46,7 @@ from chat.protocol import (
 from chat.store import UndoPlan
 from chat.stream import EventStream, Send
 from chat.turns import Turn, TurnRun
-from workspaces import history
+from workspaces import history, leases
 from workspaces import services as workspaces
 from workspaces.exceptions import WorkspaceError
 from workspaces.snapshots import Snapshot
@@ -247,7 +247,7 @@ class SessionRunner:
 
     async def _own(self) -> None:
         try:
-            await workspaces.acquire_lease(session_id=self.session_id)
+            await leases.acquire_lease(session_id=self.session_id)
             while True:
                 idle = settings.AGENT_IDLE_SECONDS
                 wait = idle if self._agent or self.unattended else None
@@ -278,7 +278,7 @@ class SessionRunner:
             self.closed = True
             try:
                 await self.close_client()
-                await workspaces.release_lease(session_id=self.session_id)
+                await leases.release_lease(session_id=self.session_id)
             finally:
                 # Only now may a new runner for this session start: it would otherwise
                 # share this one's CLI pidfile, transcript and lease.

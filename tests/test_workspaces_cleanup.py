@@ -12,7 +12,7 @@ from io import StringIO
 import pytest
 from django.core.management import CommandError, call_command
 
-from workspaces import services
+from workspaces import leases
 
 HOUR = 3600
 
@@ -73,7 +73,7 @@ def test_older_than_overrides_the_setting(root):
 
 def test_leased_workspace_is_skipped(root):
     ws = make_workspace(root, "busy", age_hours=48, files={"a": "x"})
-    asyncio.run(services.acquire_lease(session_id="busy"))
+    asyncio.run(leases.acquire_lease(session_id="busy"))
     output = cleanup()
     assert ws.exists()
     assert output == "freed 0 bytes\n"

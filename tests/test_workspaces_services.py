@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from workspaces import services
+from workspaces import leases, services
 from workspaces.exceptions import (
     InvalidContent,
     InvalidPath,
@@ -315,37 +315,37 @@ def dead_pid():
 
 
 async def test_lease_is_held_until_released(root):
-    assert not services.is_leased(session_id="s")
-    await services.acquire_lease(session_id="s")
-    assert services.is_leased(session_id="s")
+    assert not leases.is_leased(session_id="s")
+    await leases.acquire_lease(session_id="s")
+    assert leases.is_leased(session_id="s")
     assert (root / ".leases" / "s").read_text() == str(os.getpid())
-    await services.release_lease(session_id="s")
-    assert not services.is_leased(session_id="s")
+    await leases.release_lease(session_id="s")
+    assert not leases.is_leased(session_id="s")
     assert not (root / ".leases" / "s").exists()
 
 
 async def test_lease_of_dead_process_is_stale(root):
     (root / ".leases").mkdir(parents=True)
     (root / ".leases" / "s").write_text(str(dead_pid()))
-    assert not services.is_leased(session_id="s")
+    assert not leases.is_leased(session_id="s")
 
 
 @pytest.mark.parametrize("text", ["", "garbage", "0", "-1"])
 async def test_unreadable_lease_is_ignored(root, text):
     (root / ".leases").mkdir(parents=True)
     (root / ".leases" / "s").write_text(text)
-    assert not services.is_leased(session_id="s")
+    assert not leases.is_leased(session_id="s")
 
 
 async def test_release_keeps_another_process_lease(root):
     (root / ".leases").mkdir(parents=True)
     (root / ".leases" / "s").write_text("1")  # PID 1 is always alive
-    await services.release_lease(session_id="s")
-    assert services.is_leased(session_id="s")
+    await leases.release_lease(session_id="s")
+    assert leases.is_leased(session_id="s")
 
 
 async def test_lease_refuses_invalid_session_id(root):
     with pytest.raises(InvalidSessionId):
-        await services.acquire_lease(session_id="../x")
+        await leases.acquire_lease(session_id="../x")
     with pytest.raises(InvalidSessionId):
-        services.is_leased(session_id=".leases")
+        leases.is_leased(session_id=".leases")

@@ -5,9 +5,8 @@ goes through :func:`workspaces.paths.resolve_inside`. The async services cross t
 thread once per call, so a batch of files costs one hop, not one per file.
 Directories are created with mode 0700 and files with 0600, whatever the umask.
 
-Leases live in ``WORKSPACE_ROOT/.leases/<session_id>`` and hold the PID of the
-server process using the workspace; the cleanup command skips leased workspaces.
-A dot-name cannot collide with a session id.
+Beside the workspaces, the root holds ``.leases/`` (:mod:`workspaces.leases`) and
+``.history/`` (:mod:`workspaces.history`); dot-names never collide with session ids.
 """
 
 from __future__ import annotations
@@ -19,7 +18,6 @@ import os
 import shutil
 import stat
 import tempfile
-import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +27,6 @@ from django.conf import settings
 from workspaces.content import FileContent, decode_from_wire
 from workspaces.exceptions import InvalidPath, PayloadTooLarge, WorkspaceNotFound, short_repr
 from workspaces.paths import (
-    is_valid_session_id,
     path_problem,
     resolve_inside,
     validate_session_id,
@@ -47,16 +44,6 @@ DIR_MODE = 0o700
 FILE_MODE = 0o600
 LEASES_DIR = ".leases"
 HISTORY_DIR = ".history"  # undo states, see workspaces.history
-
-
-@dataclass(frozen=True, slots=True)
-class StaleWorkspace:
-    """A workspace nobody has touched since ``newest_mtime`` and no live process leases."""
-
-    session_id: str
-    path: Path
-    newest_mtime: float
-    bytes: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,10 +66,6 @@ def workspace_root() -> Path:
 def path_for(session_id: str) -> Path:
     """The workspace directory of ``session_id`` (validated; it may not exist yet)."""
     return workspace_root() / validate_session_id(session_id)
-
-
-def _lease_path(session_id: str) -> Path:
-    return workspace_root() / LEASES_DIR / validate_session_id(session_id)
 
 
 # --- Blocking helpers (run in a thread) -------------------------------------------
@@ -400,99 +383,3 @@ async def read_files(*, session_id: str, paths: Iterable[str]) -> dict[str, byte
 async def read_file(*, session_id: str, path: str) -> bytes:
     """The content of one file in the workspace."""
     return (await read_files(session_id=session_id, paths=[path]))[path]
-
-
-# --- Leases -------------------------------------------------------------------------
-
-
-def _lease_holder(lease: Path) -> int | None:
-    """The PID recorded in ``lease``, or ``None`` if there is none."""
-    try:
-        return int(lease.read_text(encoding="ascii"))
-    except (FileNotFoundError, ValueError):
-        return None
-
-
-def _is_alive(pid: int) -> bool:
-    if pid <= 0:  # 0 and negatives address process groups, not a process
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # it exists but belongs to another user
-        return True
-    return True
-
-
-def _acquire_lease_blocking(lease: Path) -> None:
-    _make_dirs(lease.parent)
-    _write_temp(lease.parent, str(os.getpid()).encode("ascii")).replace(lease)
-
-
-def _release_lease_blocking(lease: Path) -> None:
-    if _lease_holder(lease) == os.getpid():
-        lease.unlink(missing_ok=True)
-
-
-async def acquire_lease(*, session_id: str) -> None:
-    """Mark the workspace as in use by this process, so cleanup leaves it alone."""
-    await asyncio.to_thread(_acquire_lease_blocking, _lease_path(session_id))
-
-
-async def release_lease(*, session_id: str) -> None:
-    """Drop this process's lease on the workspace (another process's lease is kept)."""
-    await asyncio.to_thread(_release_lease_blocking, _lease_path(session_id))
-
-
-def is_leased(*, session_id: str) -> bool:
-    """Whether a live process holds a lease on the workspace (synchronous)."""
-    holder = _lease_holder(_lease_path(session_id))
-    return holder is not None and _is_alive(holder)
-
-
-# --- Cleanup (synchronous: its caller is the management command) --------------------
-
-
-def _usage(directory: Path) -> tuple[float, int]:
-    """The newest mtime of ``directory`` or anything in it, and its files' total size."""
-    newest = directory.lstat().st_mtime
-    total = 0
-    for parent, dirnames, filenames in os.walk(directory):
-        for name in (*dirnames, *filenames):
-            try:
-                info = (Path(parent) / name).lstat()
-            except FileNotFoundError:
-                continue
-            newest = max(newest, info.st_mtime)
-            if stat.S_ISREG(info.st_mode):
-                total += info.st_size
-    return newest, total
-
-
-def find_stale(*, older_than_hours: float) -> list[StaleWorkspace]:
-    """Unleased workspaces whose newest entry is older than ``older_than_hours``."""
-    root = workspace_root()
-    if not root.is_dir():
-        return []
-    cutoff = time.time() - older_than_hours * 3600
-    stale: list[StaleWorkspace] = []
-    with os.scandir(root) as scan:
-        entries = sorted(scan, key=lambda entry: entry.name)
-    for entry in entries:
-        if not is_valid_session_id(entry.name) or not entry.is_dir(follow_symlinks=False):
-            continue
-        newest, size = _usage(Path(entry.path))
-        if newest < cutoff and not is_leased(session_id=entry.name):
-            stale.append(StaleWorkspace(entry.name, Path(entry.path), newest, size))
-    return stale
-
-
-def remove_stale(*, workspace: StaleWorkspace) -> bool:
-    """Delete a workspace from :func:`find_stale` unless leased since; whether removed."""
-    if is_leased(session_id=workspace.session_id):
-        return False
-    removed = remove_tree(workspace.path)
-    _lease_path(workspace.session_id).unlink(missing_ok=True)
-    remove_tree(workspace_root() / HISTORY_DIR / workspace.session_id)
-    return removed

@@ -9,7 +9,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from workspaces import services
+from workspaces import cleanup
 
 
 class Command(BaseCommand):
@@ -45,8 +45,8 @@ class Command(BaseCommand):
             raise CommandError(f"--older-than must be zero or more hours, got {hours}")
         dry_run: bool = options["dry_run"]
         freed = 0
-        for workspace in services.find_stale(older_than_hours=hours):
-            if not dry_run and not services.remove_stale(workspace=workspace):
+        for workspace in cleanup.find_stale(older_than_hours=hours):
+            if not dry_run and not cleanup.remove_stale(workspace=workspace):
                 continue
             newest = datetime.fromtimestamp(workspace.newest_mtime, UTC).isoformat()
             verb = "would remove" if dry_run else "removed"
