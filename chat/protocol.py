@@ -9,6 +9,7 @@ wire.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
 from django.conf import settings
@@ -55,6 +56,11 @@ def file_content(data: bytes) -> FileContent:
     """A file's bytes as sent on the wire: text as a string, anything else as base64."""
     encoded = encode_for_wire(data)
     return encoded if isinstance(encoded, str) else EncodedFile.model_validate(encoded)
+
+
+def file_contents(files: Mapping[str, bytes]) -> dict[str, FileContent]:
+    """Files (path to bytes) as sent on the wire, sorted by path."""
+    return {path: file_content(data) for path, data in sorted(files.items())}
 
 
 ClientMessageId = Annotated[str, StringConstraints(min_length=1, max_length=128)]

@@ -42,6 +42,7 @@ from chat.protocol import (
     UndoneFrame,
     error_frame_for,
     file_content,
+    file_contents,
 )
 from chat.store import UndoPlan
 from chat.stream import EventStream, Send
@@ -118,7 +119,7 @@ class SessionRunner:
                 resumed=bool(record.sdk_session_id),
                 message_count=record.message_count,
                 replay_truncated=truncated,
-                contents={p: file_content(f.content) for p, f in snapshot.items()}
+                contents=file_contents({p: f.content for p, f in snapshot.items()})
                 if truncated
                 else None,
                 hashes={path: state.sha256 for path, state in snapshot.items()},
@@ -323,10 +324,7 @@ class SessionRunner:
             change = await history.restore_state(session_id=self.session_id, state_id=plan.state_id)
             count = await store.apply_undo(self.session_id, plan)
             frame: ServerFrame = UndoneFrame(
-                files={
-                    path: file_content(data)
-                    for path, data in sorted({**change.created, **change.changed}.items())
-                },
+                files=file_contents(change.written),
                 deleted=change.deleted,
                 turns=plan.turns,
                 message_count=count,

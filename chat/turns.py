@@ -31,6 +31,7 @@ from chat.protocol import (
     Usage,
     error_frame_for,
     file_content,
+    file_contents,
 )
 from workspaces import services as workspaces
 from workspaces.exceptions import WorkspaceError
@@ -168,10 +169,10 @@ class TurnRun:
         turn = self.turn
         after = await workspaces.snapshot(session_id=self.host.session_id)
         diff = diff_snapshots(before, after)
-        files = {**diff.created, **diff.changed}
+        written = diff.written
         return CompleteFrame(
-            files={path: file_content(content) for path, content in sorted(files.items())},
-            hashes={path: after[path].sha256 for path in sorted(files)},
+            files=file_contents(written),
+            hashes={path: after[path].sha256 for path in written},
             conflicts=turn.conflicts or None,
             deleted=diff.deleted,
             result=ended.result if ended else "",

@@ -113,9 +113,7 @@ async def restore_state(*, session_id: str, state_id: str) -> WorkspaceDiff:
     target, earlier = await asyncio.to_thread(_read_state, directory, state_id)
     current = await snapshot(session_id=session_id)
     change = diff_snapshots(current, target)
-    await apply_changes(
-        session_id=session_id, write={**change.created, **change.changed}, delete=change.deleted
-    )
+    await apply_changes(session_id=session_id, write=change.written, delete=change.deleted)
     await asyncio.to_thread(_store, directory, earlier)
     return change
 

@@ -55,6 +55,11 @@ class WorkspaceDiff:
     deleted: list[str] = field(default_factory=list)
 
     @property
+    def written(self) -> dict[str, bytes]:
+        """Every file created or changed, with its new content, by path."""
+        return dict(sorted({**self.created, **self.changed}.items()))
+
+    @property
     def is_empty(self) -> bool:
         """Whether nothing changed."""
         return not (self.created or self.changed or self.deleted)
