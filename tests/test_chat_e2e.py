@@ -84,10 +84,7 @@ async def test_second_message_while_busy_gets_session_busy(
     chat: ChatClient, session_id: str
 ) -> None:
     await chat.init(session_id)
-    await chat.send(
-        {"type": "message", "sessionId": session_id, "message": "go [script:long_text]"}
-    )
-    await chat.until("stream")
+    await chat.begin(session_id, "go [script:long_text]")
     await chat.send(
         {"type": "message", "sessionId": session_id, "message": "again", "clientMessageId": "x"}
     )
@@ -138,10 +135,7 @@ async def test_a_turn_outlives_its_socket_then_the_idle_session_is_released(
     with own_server(AGENT_IDLE_SECONDS="1") as server:
         client = await ChatClient.connect(server.ws_url)
         await client.init("outlive1")
-        await client.send(
-            {"type": "message", "sessionId": "outlive1", "message": "[script:write_then_long_text]"}
-        )
-        await client.until("stream")
+        await client.begin("outlive1", "[script:write_then_long_text]")
         await client.close()
         workspace_file = server.data / "workspaces" / "outlive1" / "src" / "App.tsx"
         for _ in range(200):
@@ -344,8 +338,7 @@ async def test_stop_escalates_when_the_cli_cannot_answer_the_interrupt(
     chat: ChatClient, session_id: str
 ) -> None:
     await chat.init(session_id)
-    await chat.send({"type": "message", "sessionId": session_id, "message": "[script:long_text]"})
-    await chat.until("stream")
+    await chat.begin(session_id, "[script:long_text]")
     [pid] = claude_processes(session_id)
     os.kill(pid, signal.SIGSTOP)  # a CLI that hangs: it can neither answer nor exit
     started = time.monotonic()

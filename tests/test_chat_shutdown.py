@@ -19,10 +19,7 @@ async def test_sigterm_mid_turn_ends_turn_closes_4012_and_exits(
     with own_server() as server:
         client = await ChatClient.connect(server.ws_url)
         await client.init("sigterm1")
-        await client.send(
-            {"type": "message", "sessionId": "sigterm1", "message": "[script:long_text]"}
-        )
-        await client.until("stream")
+        await client.begin("sigterm1", "[script:long_text]")
         started = time.monotonic()
 
         server.process.send_signal(15)
@@ -44,10 +41,7 @@ async def test_a_killed_server_takes_its_cli_with_it(own_server) -> None:
     with own_server() as server:
         client = await ChatClient.connect(server.ws_url)
         await client.init("sigkill1")
-        await client.send(
-            {"type": "message", "sessionId": "sigkill1", "message": "[script:long_text]"}
-        )
-        await client.until("stream")
+        await client.begin("sigkill1", "[script:long_text]")
         assert claude_processes("sigkill1")
 
         server.process.kill()  # SIGKILL: no handler runs, only the parent-death signal

@@ -137,8 +137,7 @@ async def busy_pool_of_one(server, busy: str, waiting: str) -> ChatClient:
     client = await ChatClient.connect(server.ws_url)
     await client.init(busy)
     await client.init(waiting)
-    await client.send({"type": "message", "sessionId": busy, "message": "[script:long_text]"})
-    await client.until("stream")
+    await client.begin(busy, "[script:long_text]")
     return client
 
 

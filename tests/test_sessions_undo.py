@@ -95,8 +95,7 @@ async def test_undo_of_every_turn_starts_a_fresh_conversation(
 
 async def test_undo_while_a_turn_runs_is_session_busy(chat: ChatClient, session_id: str) -> None:
     await chat.init(session_id)
-    await chat.send({"type": "message", "sessionId": session_id, "message": "[script:long_text]"})
-    await chat.until("stream")
+    await chat.begin(session_id, "[script:long_text]")
 
     busy = await undo(chat, session_id)
     await chat.send({"type": "stop", "sessionId": session_id})

@@ -182,6 +182,11 @@ class ChatClient:
         await self.send({"type": "message", "sessionId": session_id, "message": text, **fields})
         return await self.turn()
 
+    async def begin(self, session_id: str, text: str, **fields: Any) -> list[dict[str, Any]]:
+        """Start a turn without waiting for it: the frames up to its first ``stream``."""
+        await self.send({"type": "message", "sessionId": session_id, "message": text, **fields})
+        return await self.until("stream")
+
     async def nothing(self, timeout: float = 0.3) -> bool:
         """True when no frame arrives within ``timeout``."""
         try:
