@@ -50,7 +50,6 @@ class TurnEnded:
     duration_ms: int
     session_id: str
     api_error_status: int | None = None
-    errors: tuple[str, ...] = ()
     interrupted: bool = False
 
 
@@ -63,7 +62,6 @@ class TurnTranslator:
 
     workspace: PurePosixPath
     tools_by_id: dict[str, tuple[str, str | None]] = field(default_factory=dict)
-    last_error: str | None = None
     # The transcript uuid of the turn's latest assistant message: where the
     # conversation can be resumed after a later turn is undone.
     last_assistant_uuid: str | None = None
@@ -93,8 +91,6 @@ class TurnTranslator:
         return []
 
     def _assistant(self, message: AssistantMessage) -> list[Output]:
-        if message.error is not None:
-            self.last_error = message.error
         if message.uuid and message.parent_tool_use_id is None and message.error is None:
             self.last_assistant_uuid = message.uuid
         frames: list[Output] = []
@@ -166,7 +162,6 @@ class TurnTranslator:
             duration_ms=int(message.duration_ms or 0),
             session_id=message.session_id,
             api_error_status=message.api_error_status,
-            errors=tuple(message.errors or ()),
             interrupted=message.terminal_reason in ("aborted_streaming", "aborted_tools"),
         )
 
