@@ -70,15 +70,18 @@ class AgentProcess:
         """
         step = settings.STOP_DEADLINE_SECONDS / 3
         try:
-            await asyncio.wait_for(self.client.interrupt(), timeout=step)
-            await asyncio.wait_for(asyncio.shield(pump), timeout=step)
+            async with asyncio.timeout(step):  # not wait_for: see SessionRunner._own
+                await self.client.interrupt()
+            async with asyncio.timeout(step):
+                await asyncio.shield(pump)
             return True
         except (TimeoutError, ClaudeSDKError):
             logger.warning(
                 "interrupt did not end the turn", extra={"sessionId": self.holder.session_id}
             )
         try:
-            await asyncio.wait_for(self.client.disconnect(), timeout=step)
+            async with asyncio.timeout(step):
+                await self.client.disconnect()
         except (TimeoutError, Exception):
             logger.warning("closing the agent failed", extra={"sessionId": self.holder.session_id})
         finally:

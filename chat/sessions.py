@@ -253,7 +253,10 @@ class SessionRunner:
                 idle = settings.AGENT_IDLE_SECONDS
                 wait = idle if self._agent or self.unattended else None
                 try:
-                    command = await asyncio.wait_for(self._commands.get(), timeout=wait)
+                    # asyncio.timeout, not wait_for: on 3.11, wait_for can swallow the
+                    # runner's cancellation when a command arrives at the same moment.
+                    async with asyncio.timeout(wait):
+                        command = await self._commands.get()
                 except TimeoutError:
                     if self.unattended:
                         self.closed = True  # checked and set with no await between
