@@ -72,10 +72,18 @@ TIME_ZONE = "UTC"
 
 REDIS_URL = read("REDIS_URL", env.str, "")
 if REDIS_URL:
+    # Channels keeps a receive open on every consumer's channel for the socket's whole
+    # life; channels-redis makes it a BZPOPMIN the Redis server holds for 5 s
+    # (RedisChannelLayer.brpop_timeout), then repeats. redis-py 8 gives every read a 5 s
+    # socket_timeout by default (it was None), so the client gave up first and every
+    # socket idle for 5 s died with 1011 (redis/redis-py#4091, channels_redis#422).
+    # Reads must outlast that server-side wait; a bound (not None, as before 8) still
+    # notices a Redis that stopped answering. Set here rather than pinning redis<8, so
+    # it holds for every redis-py. A socket_timeout in REDIS_URL's query string wins.
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL]},
+            "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 15}]},
         }
     }
 else:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import AsyncIterator, Callable, Iterator
 from itertools import count
 
@@ -9,6 +10,7 @@ import pytest
 
 from scripted_model.server import ScriptedModelServer
 from tests.support.live import ChatClient, LiveServer, server_env
+from tests.support.redis import REDIS_SERVER, RedisServer
 from tests.support.scripts import TEST_SCRIPTS
 
 _session_numbers = count(1)
@@ -41,6 +43,21 @@ def own_server(tmp_path, shared_model: ScriptedModelServer) -> Callable[..., Liv
         return LiveServer(data=tmp_path, env=server_env(tmp_path, shared_model.url, **overrides))
 
     return make
+
+
+@pytest.fixture
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """A redis-server of this test's own; a missing redis-server fails the test, never skips."""
+    if shutil.which(REDIS_SERVER) is None:
+        pytest.fail(
+            f"{REDIS_SERVER} is not installed; tests of the Redis channel layer need it "
+            "(apt-get install redis-server, as .ci/run does)",
+            pytrace=False,
+        )
+    server = RedisServer(log_path=tmp_path_factory.mktemp("redis") / "redis.log")
+    server.start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture
