@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from workspaces import services
 from workspaces.exceptions import InvalidPath, InvalidSessionId, WorkspaceError
-from workspaces.paths import relative_to_root, resolve_inside, validate_session_id
+from workspaces.paths import path_problem, relative_to_root, resolve_inside, validate_session_id
 
 
 @pytest.fixture
@@ -165,6 +165,116 @@ def test_ordinary_path_resolves_inside(layout, path, expected):
     resolved = resolve_inside(layout, path)
     assert resolved == layout.resolve() / expected
     assert relative_to_root(layout, resolved) == expected
+
+
+# --- One rule for what a workspace holds: the gate refuses what is not user work ---------
+
+NOT_USER_WORK = {
+    "node-modules-file": "node_modules/x.js",
+    "node-modules-deep": "node_modules/x/index.js",
+    "nested-node-modules": "pkg/node_modules/react/index.js",
+    "node-modules-itself": "node_modules",
+    "git-config": ".git/config",
+    "nested-git": "a/.git/objects/ab/cd",
+    "git-itself": ".git",
+    "ds-store": ".DS_Store",
+    "nested-ds-store": "src/.DS_Store",
+    "thumbs-db": "Thumbs.db",
+    "desktop-ini": "src/desktop.ini",
+    "vim-swap": "App.tsx.swp",
+    "vim-swap-2": "App.tsx.swo",
+    "backup-tilde": "notes.txt~",
+    "backup-tilde-dir": "old~/notes.txt",
+    "emacs-lock": ".#App.tsx",
+    "emacs-autosave": "#App.tsx#",
+    "our-temp-file": "src/.wstmp-k2j3h4.tmp",
+}
+
+
+@pytest.mark.parametrize("path", NOT_USER_WORK.values(), ids=NOT_USER_WORK.keys())
+def test_name_that_is_not_user_work_is_refused(layout, path):
+    with pytest.raises(InvalidPath) as caught:
+        resolve_inside(layout, path)
+    assert "not user work" in caught.value.reason
+    assert path_problem(path) == caught.value.reason
+
+
+USER_WORK = [
+    ".gitignore", ".github/workflows/ci.yml", ".gitkeep", "node_modules.md", "my_node_modules/x",
+    "a#b", "#a", "~notes", "notes~.txt", ".env", "src/DS_Store", "x.swp.txt", ".wstmp-x",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("path", USER_WORK)
+def test_user_work_that_looks_like_litter_is_accepted(layout, path):
+    assert resolve_inside(layout, path) == layout.resolve() / path
+
+
+# --- Depth ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("depth", "path", "refused"),
+    [
+        (3, "a/b/c/f.txt", False),
+        (3, "a/b/c/d/f.txt", True),
+        (1, "f.txt", False),
+        (1, "a/f.txt", False),
+        (1, "a/b/f.txt", True),
+        (32, "d/" * 32 + "f", False),
+        (32, "d/" * 33 + "f", True),
+        (32, "d/" * 2000 + "f", True),  # the tree, under PATH_MAX
+    ],
+)
+def test_path_nested_deeper_than_the_setting_is_refused(layout, settings, depth, path, refused):
+    settings.WORKSPACE_MAX_DEPTH = depth
+    if not refused:
+        assert resolve_inside(layout, path) == layout.resolve() / path
+        return
+    with pytest.raises(InvalidPath) as caught:
+        resolve_inside(layout, path)
+    assert caught.value.reason == f"nested deeper than {depth} directories"
+
+
+# --- Unicode: one normal form (NFC) -------------------------------------------------
+
+NOT_NFC = {
+    "nfd-e-acute": "cafe\u0301.txt",
+    "nfd-directory": "donne\u0301es/sales.csv",
+    "kelvin-sign": "\u212a.txt",  # NFC turns it into an ASCII K
+    "ohm-sign": "\u2126.txt",
+    "angstrom-sign": "\u212b.txt",
+    "hangul-jamo": "\u1100\u1161.txt",
+    "combining-marks-out-of-order": "a\u0307\u0323.txt",
+}
+
+
+@pytest.mark.parametrize("path", NOT_NFC.values(), ids=NOT_NFC.keys())
+def test_path_not_in_nfc_is_refused(layout, path):
+    with pytest.raises(InvalidPath) as caught:
+        resolve_inside(layout, path)
+    assert caught.value.reason == "not in Unicode NFC form"
+
+
+def test_nfc_twin_of_a_name_on_disk_is_refused(layout):
+    (layout / "cafe\u0301.txt").write_text("written before NFC was required")
+    with pytest.raises(InvalidPath) as caught:
+        resolve_inside(layout, "caf\u00e9.txt")
+    assert caught.value.reason == "same name as an existing file once normalised"
+
+
+def test_nfc_twin_of_a_directory_on_disk_is_refused(layout):
+    (layout / "src" / "donne\u0301es").mkdir()
+    with pytest.raises(InvalidPath) as caught:
+        resolve_inside(layout, "src/donn\u00e9es/new.csv")
+    assert caught.value.reason == "same name as an existing file once normalised"
+
+
+def test_existing_nfc_name_and_new_names_beside_an_nfd_one_resolve(layout):
+    (layout / "cafe\u0301.txt").write_text("nfd")
+    (layout / "caf\u00e9s.txt").write_text("nfc")
+    assert resolve_inside(layout, "caf\u00e9s.txt") == layout.resolve() / "caf\u00e9s.txt"
+    assert resolve_inside(layout, "caf\u00e9/x") == layout.resolve() / "caf\u00e9/x"
 
 
 def test_refusal_logs_one_truncated_security_line(layout, caplog):

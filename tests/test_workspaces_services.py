@@ -9,6 +9,9 @@ import subprocess
 import sys
 
 import pytest
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from workspaces import leases, services
 from workspaces.exceptions import (
@@ -18,6 +21,7 @@ from workspaces.exceptions import (
     PayloadTooLarge,
     WorkspaceNotFound,
 )
+from workspaces.paths import resolve_inside
 from workspaces.snapshots import diff_snapshots
 
 
@@ -126,6 +130,11 @@ BAD_BATCHES = {
     "file-and-dir-same-name": ({"a": "1", "a/b": "2"}, InvalidPath),
     "under-existing-file": ({"ok.txt": "x", "keep.txt/b": "2"}, InvalidPath),
     "onto-existing-directory": ({"ok.txt": "x", "dir": "2"}, InvalidPath),
+    "node-modules": ({"ok.txt": "x", "node_modules/x.js": "2"}, InvalidPath),
+    "editor-backup": ({"ok.txt": "x", "notes.txt~": "2"}, InvalidPath),
+    "os-litter": ({"ok.txt": "x", "src/.DS_Store": "2"}, InvalidPath),
+    "nfc-and-nfd-twins": ({"caf\u00e9.txt": "1", "cafe\u0301.txt": "2"}, InvalidPath),
+    "too-deep": ({"ok.txt": "x", "d/" * 33 + "f": "2"}, InvalidPath),
 }
 
 
@@ -208,7 +217,9 @@ async def test_diff_reports_created_changed_and_deleted_only(root):
     assert not diff.is_empty
 
 
-async def test_snapshot_skips_system_files(root):
+async def test_snapshot_leaves_out_only_names_the_gate_refuses(root):
+    """Left on disk by something that bypassed the gate (our own in-flight temp files, or
+    a server from before these names were refused): never reported, as nothing can reach them."""
     ws = root / "s"
     for rel in [
         ".DS_Store", "Thumbs.db", "src/desktop.ini", ".git/config", "src/node_modules/x/i.js",
@@ -218,6 +229,65 @@ async def test_snapshot_skips_system_files(root):
         (ws / rel).parent.mkdir(parents=True, exist_ok=True)
         (ws / rel).write_text("x")
     assert list(await services.snapshot(session_id="s")) == ["src/App.tsx"]
+
+
+# Names the gate accepts, some of them close to the ones it refuses.
+ACCEPTED = [
+    "src/App.tsx", ".gitignore", ".github/workflows/ci.yml", "node_modules.md", "a#b", "~notes",
+    "notes~.txt", ".env", "x.swp.txt", "caf\u00e9.txt", "d/" * 31 + "f",
+]  # fmt: skip
+
+
+@given(names=st.lists(st.sampled_from([*ACCEPTED, "node_modules/x/index.js", "notes.txt~",
+                                       "src/.DS_Store", "cafe\u0301.txt", "d/" * 33 + "f"]),
+                      unique=True, max_size=6))  # fmt: skip
+@hypothesis_settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+def test_every_file_the_gate_lets_through_is_listed(root, names):
+    """The one rule: a file a client or the agent could create is listed (so reported
+    and undone); a name the gate refuses is never created."""
+    ws = root / "s"
+    services.remove_tree(ws)
+    ws.mkdir(parents=True)
+    created = set()
+    for rel in names:  # as the agent's Write does once the tool gate let it through
+        try:
+            target = resolve_inside(ws, rel)
+        except InvalidPath:
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text("x")
+        created.add(rel)
+    assert set(services._list_files_blocking(ws, "s")) == created
+    assert set(services._snapshot_blocking(ws, "s")) == created
+
+
+async def test_listing_does_not_descend_below_the_depth_limit(root, settings):
+    settings.WORKSPACE_MAX_DEPTH = 2
+    await services.sync_in(session_id="s", files={"a/b/ok": "1"})
+    current = root / "s"
+    for _ in range(100):  # written around the gate, as by a server before the limit
+        current = current / "d"
+        current.mkdir()
+    (current / "f").write_text("x")
+    assert await services.list_files(session_id="s") == ["a/b/ok"]
+
+
+async def test_sync_of_the_nfc_twin_of_a_file_on_disk_writes_nothing(root):
+    await services.sync_in(session_id="s", files={"keep.txt": "kept"})
+    (root / "s" / "cafe\u0301.txt").write_text("from before NFC was required")
+    before = contents(root / "s")
+    with pytest.raises(InvalidPath, match="same name as an existing file once normalised"):
+        await services.sync_in(session_id="s", files={"ok.txt": "x", "caf\u00e9.txt": "twin"})
+    assert contents(root / "s") == before
+
+
+async def test_a_second_sync_cannot_add_an_nfd_twin(root):
+    await services.sync_in(session_id="s", files={"caf\u00e9.txt": "1"})
+    with pytest.raises(InvalidPath, match="not in Unicode NFC form"):
+        await services.sync_in(session_id="s", files={"cafe\u0301.txt": "2"})
+    assert await services.list_files(session_id="s") == ["caf\u00e9.txt"]
 
 
 async def test_snapshot_and_listing_skip_symlinks_and_special_files(root, tmp_path):
@@ -249,9 +319,9 @@ async def test_snapshot_of_missing_workspace_is_refused(root):
 # --- list, read, create, exists, delete ------------------------------------------------
 
 
-async def test_list_files_is_sorted_and_skips_system_files(root):
-    await services.sync_in(session_id="s", files={"b/c": "1", "a": "2", ".DS_Store": "3"})
-    assert await services.list_files(session_id="s") == ["a", "b/c"]
+async def test_list_files_is_sorted(root):
+    await services.sync_in(session_id="s", files={"b/c": "1", "a": "2", "b/a": "3"})
+    assert await services.list_files(session_id="s") == ["a", "b/a", "b/c"]
 
 
 async def test_list_files_of_missing_workspace_is_refused(root):

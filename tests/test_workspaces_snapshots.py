@@ -1,4 +1,4 @@
-"""Pure pieces: system-file filter, snapshot diff, and file contents on the wire."""
+"""Pure pieces: snapshot diff and file contents on the wire."""
 
 from __future__ import annotations
 
@@ -8,28 +8,7 @@ from hypothesis import strategies as st
 
 from workspaces.content import decode_from_wire, encode_for_wire
 from workspaces.exceptions import InvalidContent
-from workspaces.snapshots import FileState, WorkspaceDiff, diff_snapshots, is_system_file
-
-
-@pytest.mark.parametrize(
-    "path",
-    [
-        ".DS_Store", "a/.DS_Store", "Thumbs.db", "desktop.ini", ".git/HEAD",
-        "a/.git/objects/ab/cd", "node_modules/react/index.js", "pkg/node_modules/x.js",
-        "App.tsx.swp", "App.tsx.swo", "App.tsx~", ".#App.tsx", "#App.tsx#",
-        "src/.wstmp-k2j3h4.tmp",
-    ],
-)  # fmt: skip
-def test_system_file_is_recognised(path):
-    assert is_system_file(path)
-
-
-@pytest.mark.parametrize(
-    "path",
-    ["src/App.tsx", ".gitignore", ".github/workflows/ci.yml", "node_modules.md", "a#b", "#a"],
-)
-def test_user_file_is_not_a_system_file(path):
-    assert not is_system_file(path)
+from workspaces.snapshots import FileState, WorkspaceDiff, diff_snapshots
 
 
 def test_diff_of_equal_snapshots_is_empty():

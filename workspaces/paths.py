@@ -1,17 +1,30 @@
-"""The one gate for session ids and paths inside a workspace (pure and synchronous).
+"""The one gate for session ids and paths inside a workspace (synchronous).
 
 Every path that reaches the disk, whether a client sync or an agent tool call, goes
 through :func:`resolve_inside`. It refuses rather than repairs: a path is accepted
-only if it is a plain relative POSIX path whose resolved form (symlinks followed)
-stays inside the workspace root.
+only if it is a plain relative POSIX path in Unicode NFC, nested at most
+``settings.WORKSPACE_MAX_DEPTH`` directories deep, with no name that is not user work
+(:data:`NOT_USER_WORK_DIRS`, :data:`NOT_USER_WORK_NAMES`, :data:`NOT_USER_WORK_PATTERNS`),
+whose resolved form (symlinks followed) stays inside the workspace root, and that does
+not differ from a name already on disk only by Unicode normalisation.
+
+This is also the one rule for what a workspace holds: whatever the gate accepts is
+listed, reported and undone (``services._walk`` lists exactly what
+:func:`path_problem` accepts), and whatever it refuses cannot be created by a client
+or by the agent. Only the atomic writer's temp files (``TEMP_PREFIX…TEMP_SUFFIX``),
+which it creates without the gate and renames at once, are refused and exist.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import re
 import unicodedata
+from fnmatch import fnmatchcase
 from pathlib import Path
+
+from django.conf import settings
 
 from workspaces.exceptions import InvalidPath, InvalidSessionId, short_repr
 
@@ -29,6 +42,15 @@ _REFUSED_CATEGORIES = frozenset({"Cc", "Cs", "Zl", "Zp"})
 # forms of '/', '\\' and '.' to ASCII, which the normalisation check catches).
 _SLASH_LOOKALIKES = frozenset("\u2044\u2215\u2216\u29f8\u29f9")
 _STRUCTURAL = "/\\."
+
+# Prefix and suffix of the temp files an atomic write leaves for an instant.
+TEMP_PREFIX = ".wstmp-"
+TEMP_SUFFIX = ".tmp"
+# Names that are not user work, refused as any segment of a path: version-control and
+# dependency trees, OS litter, editor swap, backup and lock files, and our temp files.
+NOT_USER_WORK_DIRS = frozenset({".git", "node_modules"})
+NOT_USER_WORK_NAMES = frozenset({".DS_Store", "Thumbs.db", "desktop.ini"})
+NOT_USER_WORK_PATTERNS = ("*.swp", "*.swo", "*~", ".#*", "#*#", f"{TEMP_PREFIX}*{TEMP_SUFFIX}")
 
 
 def is_valid_session_id(session_id: object) -> bool:
@@ -56,8 +78,9 @@ def _refuse(path: object, reason: str) -> InvalidPath:
 def path_problem(path: str) -> str | None:
     """Why ``path`` is not a plain relative POSIX path, or ``None`` if it is one.
 
-    Pure and silent (no disk, no log): :func:`resolve_inside` applies it first, and
-    workspace listings use it to leave out names the gate would refuse.
+    Silent and without disk access (it reads ``settings.WORKSPACE_MAX_DEPTH``):
+    :func:`resolve_inside` applies it first, and workspace listings list exactly the
+    names it accepts.
     """
     if not path:
         return "empty path"
@@ -76,10 +99,18 @@ def path_problem(path: str) -> str | None:
         ch in _SLASH_LOOKALIKES for ch in path
     ):
         return "contains a look-alike of '/', '\\' or '.'"
+    # One spelling per name: café.txt composed and decomposed would be two files that
+    # look the same. NFC is what browsers and most editors send.
+    if not unicodedata.is_normalized("NFC", path):
+        return "not in Unicode NFC form"
     encoded_length = len(path.encode("utf-8"))
     if encoded_length >= PATH_MAX:
         return f"longer than {PATH_MAX - 1} bytes"
-    for segment in path.split("/"):
+    segments = path.split("/")
+    max_depth = int(settings.WORKSPACE_MAX_DEPTH)
+    if len(segments) - 1 > max_depth:
+        return f"nested deeper than {max_depth} directories"
+    for segment in segments:
         if not segment:
             return "empty segment"
         if segment.startswith("..") or segment == ".":
@@ -88,6 +119,12 @@ def path_problem(path: str) -> str | None:
             return "segment ends with a dot or space"
         if len(segment.encode("utf-8")) > NAME_MAX:
             return f"segment longer than {NAME_MAX} bytes"
+        if segment in NOT_USER_WORK_DIRS:
+            return "names a .git or node_modules directory (not user work)"
+        if segment in NOT_USER_WORK_NAMES or any(
+            fnmatchcase(segment, pattern) for pattern in NOT_USER_WORK_PATTERNS
+        ):
+            return "an OS, editor or temp file name (not user work)"
     return None
 
 
@@ -114,7 +151,36 @@ def resolve_inside(root: Path, path: str) -> Path:
         raise _refuse(path, "cannot be resolved") from None
     if candidate == real_root or not candidate.is_relative_to(real_root):
         raise _refuse(path, "resolves outside the workspace")
+    if _has_normalised_twin(real_root, candidate):
+        raise _refuse(path, "same name as an existing file once normalised")
     return candidate
+
+
+def _has_normalised_twin(real_root: Path, candidate: Path) -> bool:
+    """Whether ``candidate`` would create a name that an entry on disk has once in NFC.
+
+    Such entries predate the NFC rule (the gate now refuses every other spelling).
+    Only the first missing part of ``candidate`` can be new, so only its directory
+    is listed, and only when something is about to be created.
+    """
+    if os.path.lexists(candidate):
+        return False
+    directory = real_root
+    for part in candidate.relative_to(real_root).parts:
+        if not os.path.lexists(directory / part):
+            break
+        directory = directory / part
+    else:
+        return False
+    try:
+        with os.scandir(directory) as entries:
+            # An ASCII name is its own NFC form, and it is not this missing part.
+            return any(
+                not entry.name.isascii() and unicodedata.normalize("NFC", entry.name) == part
+                for entry in entries
+            )
+    except (FileNotFoundError, NotADirectoryError):  # the root does not exist yet
+        return False
 
 
 def relative_to_root(root: Path, absolute: Path) -> str:

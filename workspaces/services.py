@@ -27,18 +27,13 @@ from django.conf import settings
 from workspaces.content import FileContent, decode_from_wire
 from workspaces.exceptions import InvalidPath, PayloadTooLarge, WorkspaceNotFound, short_repr
 from workspaces.paths import (
+    TEMP_PREFIX,
+    TEMP_SUFFIX,
     path_problem,
     resolve_inside,
     validate_session_id,
 )
-from workspaces.snapshots import (
-    SKIPPED_DIRS,
-    TEMP_PREFIX,
-    TEMP_SUFFIX,
-    FileState,
-    Snapshot,
-    is_system_file,
-)
+from workspaces.snapshots import FileState, Snapshot
 
 DIR_MODE = 0o700
 FILE_MODE = 0o600
@@ -132,10 +127,13 @@ def _read_regular(path: Path | str, *, limit: int | None = None) -> bytes | None
 
 
 def _walk(root: Path) -> Iterator[tuple[str, str]]:
-    """``(relative POSIX path, absolute path)`` of each user file under ``root``.
+    """``(relative POSIX path, absolute path)`` of each regular file the gate accepts.
 
-    Symlinks are never followed or reported, nor are special files, system files,
-    ``SKIPPED_DIRS`` or names the path gate would refuse.
+    Exactly the paths :func:`path_problem` accepts, so every file a client or the
+    agent can create is listed, reported and undone. What it refuses can only be on
+    disk by bypassing the gate (our in-flight temp files, files from before a rule):
+    never listed, and not descended into, so the walk goes no deeper than
+    ``WORKSPACE_MAX_DEPTH``. Symlinks and special files are never followed or listed.
     """
     pending: list[tuple[str, str]] = [(str(root), "")]
     while pending:
@@ -150,9 +148,8 @@ def _walk(root: Path) -> Iterator[tuple[str, str]]:
                 if entry.is_symlink() or path_problem(rel) is not None:
                     continue
                 if entry.is_dir(follow_symlinks=False):
-                    if entry.name not in SKIPPED_DIRS:
-                        pending.append((entry.path, rel + "/"))
-                elif entry.is_file(follow_symlinks=False) and not is_system_file(rel):
+                    pending.append((entry.path, rel + "/"))
+                elif entry.is_file(follow_symlinks=False):
                     yield rel, entry.path
 
 

@@ -1,24 +1,14 @@
 """What a workspace holds at one moment, and what changed between two moments (pure).
 
-A :data:`Snapshot` maps POSIX relative paths to :class:`FileState`; system files
-(OS litter, VCS and dependency trees, editor swap files, our own temp files) are
-never part of one, so they never reach the client.
+A :data:`Snapshot` maps POSIX relative paths to :class:`FileState`. It holds every
+file the path gate accepts (:mod:`workspaces.paths` owns the one rule for what a
+workspace may hold), so nothing a client or the agent created is left out of it.
 """
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from fnmatch import fnmatchcase
-
-# Directories never descended into nor reported, at any depth.
-SKIPPED_DIRS = frozenset({".git", "node_modules"})
-# Prefix and suffix of the temp files an atomic write leaves for an instant.
-TEMP_PREFIX = ".wstmp-"
-TEMP_SUFFIX = ".tmp"
-
-_SYSTEM_NAMES = frozenset({".DS_Store", "Thumbs.db", "desktop.ini"})
-_SYSTEM_PATTERNS = ("*.swp", "*.swo", "*~", ".#*", "#*#", f"{TEMP_PREFIX}*{TEMP_SUFFIX}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,14 +26,6 @@ class FileState:
 
 
 Snapshot = dict[str, FileState]
-
-
-def is_system_file(rel_path: str) -> bool:
-    """Whether ``rel_path`` is OS, VCS, dependency, editor or temp litter, not user work."""
-    *parents, name = rel_path.split("/")
-    if any(parent in SKIPPED_DIRS for parent in parents):
-        return True
-    return name in _SYSTEM_NAMES or any(fnmatchcase(name, p) for p in _SYSTEM_PATTERNS)
 
 
 @dataclass(slots=True)
