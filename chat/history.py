@@ -45,6 +45,7 @@ from workspaces import history as workspace_history
 from workspaces import services as workspaces
 from workspaces.exceptions import WorkspaceNotFound
 from workspaces.paths import validate_session_id
+from workspaces.trees import remove_tree
 
 logger = logging.getLogger("dashboard_ai.chat")
 
@@ -309,9 +310,7 @@ async def delete_session(*, session_id: str) -> bool:
     await registry.end_session(session_id)
     removed_workspace = await workspaces.delete(session_id=session_id)
     await workspace_history.delete_history(session_id=session_id)
-    removed_config = await asyncio.to_thread(
-        workspaces.remove_tree, agent.paths_for(session_id).config_dir
-    )
+    removed_config = await asyncio.to_thread(remove_tree, agent.paths_for(session_id).config_dir)
     deleted_rows, _ = await ChatSession.objects.filter(session_id=session_id).adelete()
     existed = removed_workspace or removed_config or deleted_rows > 0
     if existed:

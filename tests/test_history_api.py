@@ -8,6 +8,7 @@ messages is also tested alone, with hand-built transcript messages.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import shutil
 import urllib.error
@@ -22,6 +23,7 @@ import pytest
 from claude_agent_sdk import SessionMessage
 
 from chat.history import TranscriptFiles, conversation
+from tests.support.deep_trees import deep_tree
 from tests.support.live import ChatClient, LiveServer, claude_processes
 
 pytestmark = pytest.mark.timeout(120)
@@ -242,6 +244,22 @@ async def test_delete_of_a_session_with_only_files_left_answers_204(
     deleted = await http(backend, "DELETE", f"/api/sessions/{session_id}")
 
     assert deleted.status == 204 and not workspace.exists()
+
+
+async def test_delete_of_trees_deeper_than_the_recursion_limit_answers_204(
+    backend: LiveServer, session_id: str
+) -> None:
+    workspace = backend.data / "workspaces" / session_id
+    undo_states = backend.data / "workspaces" / ".history" / session_id
+    config_dir = backend.data / "var" / "claude" / session_id
+    with contextlib.ExitStack() as trees:
+        for top in (workspace, undo_states, config_dir):
+            trees.enter_context(deep_tree(top))  # 2,000 levels in each
+
+        deleted = await http(backend, "DELETE", f"/api/sessions/{session_id}")
+
+        assert deleted.status == 204
+        assert not workspace.exists() and not undo_states.exists() and not config_dir.exists()
 
 
 # --- Errors -----------------------------------------------------------------------------

@@ -12,6 +12,8 @@ from io import StringIO
 import pytest
 from django.core.management import CommandError, call_command
 
+from tests.support.deep_trees import deep_tree
+from workspaces import cleanup as workspace_cleanup
 from workspaces import leases
 
 HOUR = 3600
@@ -38,9 +40,9 @@ def make_workspace(root, session_id, *, age_hours, files):
     return ws
 
 
-def cleanup(*args):
+def cleanup(*args, stderr=None):
     out = StringIO()
-    call_command("cleanup_workspaces", *args, stdout=out)
+    call_command("cleanup_workspaces", *args, stdout=out, stderr=stderr or StringIO())
     return out.getvalue()
 
 
@@ -118,3 +120,39 @@ def test_missing_root_is_nothing_to_do(settings, tmp_path):
 def test_bad_hours_is_a_command_error(root, hours):
     with pytest.raises(CommandError, match="--older-than"):
         cleanup("--older-than", hours)
+
+
+# --- One bad workspace never stops the others ----------------------------------------
+
+
+def test_a_tree_deeper_than_the_recursion_limit_is_removed_with_the_others(root):
+    first = make_workspace(root, "a", age_hours=48, files={"a.txt": "1"})
+    last = make_workspace(root, "c", age_hours=48, files={"c.txt": "1"})
+    with deep_tree(root / "b") as deep:  # one file 2,000 directories down
+        output = cleanup("--older-than", "0")
+
+        assert not first.exists() and not deep.exists() and not last.exists()
+    assert "removed b (4 bytes" in output
+    assert output.endswith("freed 6 bytes\n")
+
+
+def test_a_workspace_that_cannot_be_removed_is_reported_and_the_others_removed(root, monkeypatch):
+    workspaces = [make_workspace(root, s, age_hours=48, files={"f": "x"}) for s in "abc"]
+    real_remove = workspace_cleanup.remove_tree
+
+    def remove_except_b(path):
+        if path == workspaces[1]:
+            raise PermissionError(1, "Operation not permitted", "f")
+        return real_remove(path)
+
+    monkeypatch.setattr(workspace_cleanup, "remove_tree", remove_except_b)
+    errors = StringIO()
+
+    with pytest.raises(CommandError, match="could not remove 1 workspace: b$"):
+        cleanup(stderr=errors)
+
+    assert [ws.exists() for ws in workspaces] == [False, True, False]
+    assert errors.getvalue() == (
+        "could not remove b: PermissionError: [Errno 1] Operation not permitted: 'f'\n"
+    )
+    assert "Traceback" not in errors.getvalue()

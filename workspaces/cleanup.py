@@ -13,7 +13,8 @@ from pathlib import Path
 
 from workspaces.leases import _lease_path, is_leased
 from workspaces.paths import is_valid_session_id
-from workspaces.services import HISTORY_DIR, remove_tree, workspace_root
+from workspaces.services import HISTORY_DIR, workspace_root
+from workspaces.trees import remove_tree, walk
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,42 +27,49 @@ class StaleWorkspace:
     bytes: int
 
 
-def _usage(directory: Path) -> tuple[float, int]:
-    """The newest mtime of ``directory`` or anything in it, and its files' total size."""
-    newest = directory.lstat().st_mtime
+def _usage(directory: Path) -> tuple[float, int] | None:
+    """The newest mtime of ``directory`` or anything in it, and its files' total size.
+
+    ``None`` if it is gone. Any depth: see :mod:`workspaces.trees`.
+    """
+    newest: float | None = None
     total = 0
-    for parent, dirnames, filenames in os.walk(directory):
-        for name in (*dirnames, *filenames):
-            try:
-                info = (Path(parent) / name).lstat()
-            except FileNotFoundError:
-                continue
-            newest = max(newest, info.st_mtime)
-            if stat.S_ISREG(info.st_mode):
-                total += info.st_size
-    return newest, total
+    for info in walk(directory):
+        newest = info.st_mtime if newest is None else max(newest, info.st_mtime)
+        if stat.S_ISREG(info.st_mode):
+            total += info.st_size
+    return None if newest is None else (newest, total)
 
 
-def find_stale(*, older_than_hours: float) -> list[StaleWorkspace]:
-    """Unleased workspaces whose newest entry is older than ``older_than_hours``."""
+def session_ids() -> list[str]:
+    """The ids of the workspace directories under the root, sorted (symlinks left out)."""
     root = workspace_root()
     if not root.is_dir():
         return []
-    cutoff = time.time() - older_than_hours * 3600
-    stale: list[StaleWorkspace] = []
     with os.scandir(root) as scan:
-        entries = sorted(scan, key=lambda entry: entry.name)
-    for entry in entries:
-        if not is_valid_session_id(entry.name) or not entry.is_dir(follow_symlinks=False):
-            continue
-        newest, size = _usage(Path(entry.path))
-        if newest < cutoff and not is_leased(session_id=entry.name):
-            stale.append(StaleWorkspace(entry.name, Path(entry.path), newest, size))
-    return stale
+        return sorted(
+            entry.name
+            for entry in scan
+            if is_valid_session_id(entry.name) and entry.is_dir(follow_symlinks=False)
+        )
+
+
+def find_stale(*, session_id: str, older_than_hours: float) -> StaleWorkspace | None:
+    """The workspace if unleased and its newest entry is older than ``older_than_hours``."""
+    path = workspace_root() / session_id
+    usage = _usage(path)
+    cutoff = time.time() - older_than_hours * 3600
+    if usage is None or usage[0] >= cutoff or is_leased(session_id=session_id):
+        return None
+    return StaleWorkspace(session_id, path, *usage)
 
 
 def remove_stale(*, workspace: StaleWorkspace) -> bool:
-    """Delete a workspace from :func:`find_stale` unless leased since; whether removed."""
+    """Delete a workspace from :func:`find_stale` unless leased since; whether removed.
+
+    Its lease and undo states go with it. Raises :class:`OSError` if it cannot be
+    removed; the lease and undo states then stay for the next run.
+    """
     if is_leased(session_id=workspace.session_id):
         return False
     removed = remove_tree(workspace.path)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +28,7 @@ from workspaces.services import (
     workspace_root,
 )
 from workspaces.snapshots import FileState, Snapshot, WorkspaceDiff, diff_snapshots
+from workspaces.trees import remove_tree
 
 
 @dataclass(frozen=True)
@@ -119,5 +119,5 @@ async def restore_state(*, session_id: str, state_id: str) -> WorkspaceDiff:
 
 
 async def delete_history(*, session_id: str) -> None:
-    """Forget every kept state of the session."""
-    await asyncio.to_thread(shutil.rmtree, _history_dir(session_id), True)
+    """Forget every kept state of the session (see :func:`workspaces.trees.remove_tree`)."""
+    await asyncio.to_thread(remove_tree, _history_dir(session_id))

@@ -15,7 +15,6 @@ import asyncio
 import contextlib
 import errno
 import os
-import shutil
 import stat
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping
@@ -34,6 +33,7 @@ from workspaces.paths import (
     validate_session_id,
 )
 from workspaces.snapshots import FileState, Snapshot
+from workspaces.trees import remove_tree
 
 DIR_MODE = 0o700
 FILE_MODE = 0o600
@@ -256,15 +256,6 @@ def _read_files_blocking(
     return result
 
 
-def remove_tree(root: Path) -> bool:
-    """Remove a directory tree (blocking); whether it existed."""
-    try:
-        shutil.rmtree(root)
-    except FileNotFoundError:
-        return False
-    return True
-
-
 # --- Workspace services -------------------------------------------------------------
 
 
@@ -281,7 +272,7 @@ async def exists(*, session_id: str) -> bool:
 
 
 async def delete(*, session_id: str) -> bool:
-    """Delete the workspace of ``session_id``; whether there was one."""
+    """Delete the workspace of ``session_id``, however deep; whether there was one."""
     return await asyncio.to_thread(remove_tree, path_for(session_id))
 
 

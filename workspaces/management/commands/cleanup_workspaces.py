@@ -18,7 +18,8 @@ class Command(BaseCommand):
     help = (
         "Delete workspaces whose newest file is older than --older-than hours "
         "(default WORKSPACE_CLEANUP_HOURS). Workspaces leased by a live server "
-        "process are kept."
+        "process are kept. A workspace that cannot be removed is reported and the "
+        "others are still removed; the command then exits non-zero."
     )
 
     def add_arguments(self, parser: ArgumentParser) -> None:
@@ -37,16 +38,32 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        """Find stale workspaces, remove them (unless dry run) and report bytes freed."""
+        """Find stale workspaces, remove them (unless dry run) and report bytes freed.
+
+        Each workspace is handled on its own: one that fails is named on stderr, the
+        rest go on, and a :class:`CommandError` at the end makes the exit status non-zero.
+        """
         hours = options["older_than"]
         if hours is None:
             hours = float(settings.WORKSPACE_CLEANUP_HOURS)
         if not hours >= 0:  # also refuses NaN
             raise CommandError(f"--older-than must be zero or more hours, got {hours}")
         dry_run: bool = options["dry_run"]
+        action = "inspect" if dry_run else "remove"
         freed = 0
-        for workspace in cleanup.find_stale(older_than_hours=hours):
-            if not dry_run and not cleanup.remove_stale(workspace=workspace):
+        failed: list[str] = []
+        for session_id in cleanup.session_ids():
+            try:
+                workspace = cleanup.find_stale(session_id=session_id, older_than_hours=hours)
+                if workspace is None or (
+                    not dry_run and not cleanup.remove_stale(workspace=workspace)
+                ):
+                    continue
+            # Whatever went wrong with one workspace (a disk error, or a bug like the
+            # RecursionError of a deep tree this once was) must not stop the others.
+            except Exception as exc:
+                failed.append(session_id)
+                self.stderr.write(f"could not {action} {session_id}: {type(exc).__name__}: {exc}")
                 continue
             newest = datetime.fromtimestamp(workspace.newest_mtime, UTC).isoformat()
             verb = "would remove" if dry_run else "removed"
@@ -56,3 +73,6 @@ class Command(BaseCommand):
             freed += workspace.bytes
         verb = "would free" if dry_run else "freed"
         self.stdout.write(f"{verb} {freed} bytes")
+        if failed:
+            what = "workspace" if len(failed) == 1 else "workspaces"
+            raise CommandError(f"could not {action} {len(failed)} {what}: {', '.join(failed)}")
