@@ -25,17 +25,19 @@ from chat.exceptions import (
     ServerBusy,
     Unauthorized,
 )
+from chat.frame_parser import frame_parser
 from chat.limits import TokenBucket
 from chat.protocol import (
     ClientFrame,
+    FrameLimits,
     InitFrame,
     MessageFrame,
     StopFrame,
     UndoFrame,
     error_frame_for,
-    parse_client_frame,
 )
 from chat.registry import registry
+from chat.send_buffer import SendBuffer, attach_send_buffer
 from chat.sessions import SessionRunner
 from workspaces.exceptions import WorkspaceError
 
@@ -45,6 +47,7 @@ logger = logging.getLogger("dashboard_ai.ws")
 # HTTP status or the RFC 6455 code they stand for.
 CLOSE_UNAUTHORIZED = 4401
 CLOSE_BUSY = 4013
+CLOSE_SLOW_READER = 4008  # 1008, policy violation: it let too much pile up unread
 
 
 class ChatConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
@@ -56,8 +59,11 @@ class ChatConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
         self.rate = TokenBucket(settings.CHAT_RATE_PER_SECOND, settings.CHAT_RATE_BURST)
         self.client_address = (self.scope.get("client") or ("unknown",))[0]
         self.counted = False
+        self.dropping = False  # closed for not reading: nothing more is sent
+        self.send_buffer: SendBuffer | None = None
         offered = self.scope.get("subprotocols") or []
         await self.accept(subprotocol=SUBPROTOCOL if SUBPROTOCOL in offered else None)
+        self.send_buffer = attach_send_buffer(self.base_send, settings.CHAT_MAX_SEND_BUFFER_BYTES)
         if not presents_token(self.scope):
             await self.refuse(Unauthorized("This server needs a valid token."), CLOSE_UNAUTHORIZED)
             return
@@ -107,7 +113,7 @@ class ChatConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
                 raise FrameTooLarge(
                     f"The frame is larger than {settings.CHAT_MAX_FRAME_BYTES} bytes."
                 )
-            frame = parse_client_frame(text_data)
+            frame = await frame_parser.parse(text_data, FrameLimits.from_settings())
             await self.dispatch_frame(frame)
         except (ChatError, WorkspaceError) as exc:
             await self.send_error(exc, frame)
@@ -119,7 +125,7 @@ class ChatConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
         """Hand one validated frame to the session it names."""
         if isinstance(frame, InitFrame):
             self.runners[frame.session_id] = await registry.open(
-                frame.session_id, self.send_frame, frame
+                frame.session_id, self.send_frame, frame, client=self.client_address
             )
         elif isinstance(frame, MessageFrame):
             await self.runner(frame.session_id).submit(self.send_frame, frame)
@@ -141,8 +147,24 @@ class ChatConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
         await self.close(code=code)
 
     async def send_frame(self, frame: dict[str, Any]) -> None:
-        """Send one wire frame as JSON text."""
-        await self.send(text_data=json.dumps(frame, ensure_ascii=False))
+        """Send one wire frame as JSON text, unless the client has stopped reading.
+
+        A client that lets more than ``CHAT_MAX_SEND_BUFFER_BYTES`` pile up unread is
+        closed with :data:`CLOSE_SLOW_READER` (see :mod:`chat.send_buffer`).
+        """
+        if self.dropping:
+            return
+        text = json.dumps(frame, ensure_ascii=False)
+        size = len(text.encode("utf-8", "surrogatepass"))
+        if self.send_buffer is not None and not self.send_buffer.admit(size):
+            self.dropping = True
+            logger.warning(
+                "websocket closed: the client does not read",
+                extra={**self._who(), "queuedBytes": self.send_buffer.queued},
+            )
+            await self.close(code=CLOSE_SLOW_READER)
+            return
+        await self.send(text_data=text)
 
     async def send_error(self, exc: Exception, about: ClientFrame | None) -> None:
         """Answer this socket alone with an ``error`` about the frame it sent.

@@ -44,6 +44,12 @@ class NotInitialized(ChatError):
     code = "NOT_INITIALIZED"
 
 
+class LastSeqAhead(ChatError):
+    """An ``init``'s ``lastSeq`` is beyond the last event the session has sent."""
+
+    code = "INVALID_LAST_SEQ"
+
+
 class SessionBusy(ChatError):
     """A turn is already running in this session."""
 

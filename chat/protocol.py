@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from django.conf import settings
@@ -18,6 +19,7 @@ from pydantic.alias_generators import to_camel
 
 from chat.exceptions import InvalidJson, InvalidMessage, UnknownType
 from workspaces.content import encode_for_wire
+from workspaces.exceptions import PayloadTooLarge, short_repr
 from workspaces.paths import validate_session_id
 
 PROTOCOL_VERSION = 1
@@ -115,8 +117,36 @@ CLIENT_FRAMES: dict[str, type[ClientFrame]] = {
 }
 
 
-def parse_client_frame(text: str) -> ClientFrame:
-    """Validate one text frame from a client, raising a :class:`ChatError` subclass."""
+@dataclass(frozen=True, slots=True)
+class FrameLimits:
+    """The limits a client frame is parsed under (read from settings by the caller).
+
+    Plain data, so that a frame can be parsed in another process (see
+    :mod:`chat.frame_parser`).
+    """
+
+    max_message_chars: int
+    max_files: int
+    max_file_bytes: int
+    max_total_bytes: int
+
+    @classmethod
+    def from_settings(cls) -> FrameLimits:
+        """The limits configured in ``django.conf.settings``."""
+        return cls(
+            max_message_chars=int(settings.CHAT_MAX_MESSAGE_CHARS),
+            max_files=int(settings.WORKSPACE_MAX_FILES),
+            max_file_bytes=int(settings.WORKSPACE_MAX_FILE_BYTES),
+            max_total_bytes=int(settings.WORKSPACE_MAX_TOTAL_BYTES),
+        )
+
+
+def parse_client_frame(text: str, limits: FrameLimits) -> ClientFrame:
+    """Validate one text frame from a client, raising a :class:`ChatError` subclass.
+
+    The file count and sizes are checked on the parsed JSON before the schema is: a
+    frame with millions of ``files`` entries is refused before the costly part.
+    """
     try:
         data = json.loads(text)
     except (ValueError, RecursionError):  # ValueError: also integers past Python's digit cap
@@ -133,14 +163,52 @@ def parse_client_frame(text: str) -> ClientFrame:
     if not isinstance(session_id, str):
         raise InvalidMessage("A frame must have a string 'sessionId'.")
     validate_session_id(session_id)
-    if frame_type == "message" and isinstance(data.get("message"), str):
-        limit = settings.CHAT_MAX_MESSAGE_CHARS
-        if len(data["message"]) > limit:
-            raise InvalidMessage(f"The message is longer than {limit} characters.")
+    message = data.get("message") if frame_type == "message" else None
+    if isinstance(message, str) and len(message) > limits.max_message_chars:
+        raise InvalidMessage(f"The message is longer than {limits.max_message_chars} characters.")
+    _check_sync_size(data, limits)
     try:
         return model.model_validate(data)
     except ValidationError as exc:
         raise InvalidMessage(describe_validation_error(exc)) from None
+
+
+def _check_sync_size(data: dict[str, Any], limits: FrameLimits) -> None:
+    """Refuse ``files`` (and ``baseHashes``) over the sync limits, from cheap lower bounds.
+
+    The workspace service checks the exact decoded sizes again; these bounds never
+    refuse what it would accept (text is at least one byte a character, base64 at
+    least three bytes for four characters, less padding).
+    """
+    for key in ("files", "baseHashes"):
+        entries = data.get(key)
+        if isinstance(entries, dict) and len(entries) > limits.max_files:
+            what = "number of files" if key == "files" else f"number of {key} entries"
+            raise PayloadTooLarge(what, limits.max_files, len(entries))
+    files = data.get("files")
+    if not isinstance(files, dict):
+        return
+    total = 0
+    for path, content in files.items():
+        size = _least_decoded_size(content)
+        if size > limits.max_file_bytes:
+            what = f"size of {short_repr(path)} in bytes"
+            raise PayloadTooLarge(f"{what} (at least)", limits.max_file_bytes, size)
+        total += size
+    if total > limits.max_total_bytes:
+        raise PayloadTooLarge("total size in bytes (at least)", limits.max_total_bytes, total)
+
+
+def _least_decoded_size(content: object) -> int:
+    """A lower bound of the bytes ``content`` decodes to (0 if it is malformed)."""
+    if isinstance(content, str):
+        return len(content)
+    if isinstance(content, dict) and isinstance(content.get("content"), str):
+        text = content["content"]
+        if content.get("encoding") == "base64":
+            return max(0, len(text) * 3 // 4 - 2)
+        return len(text)
+    return 0
 
 
 def describe_validation_error(exc: ValidationError) -> str:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+from collections import OrderedDict
 
 from django.conf import settings
 
@@ -11,35 +13,67 @@ from chat.protocol import InitFrame
 from chat.sessions import SessionRunner
 from chat.stream import Send
 
+logger = logging.getLogger("dashboard_ai.chat")
+
 
 class SessionRegistry:
-    """The live runners of this server process, by session id."""
+    """The live runners of this server process, by session id, least recently used first."""
 
     def __init__(self) -> None:
-        self._runners: dict[str, SessionRunner] = {}
+        self._runners: OrderedDict[str, SessionRunner] = OrderedDict()
 
-    async def open(self, session_id: str, send: Send, frame: InitFrame) -> SessionRunner:
+    async def open(
+        self, session_id: str, send: Send, frame: InitFrame, *, client: str
+    ) -> SessionRunner:
         """Open the session for a socket (see :meth:`SessionRunner.open`), starting a runner.
 
         A runner that is closing is waited for first, so that two runners of one
-        session never live at once.
+        session never live at once. A new runner needs room (see :meth:`_make_room`);
+        ``client`` is the address of the socket, which the new session counts against.
         """
         while True:
             runner = self._runners.get(session_id)
             if runner is None:
-                if len(self._runners) >= settings.MAX_SESSIONS:
-                    raise ServerBusy("This server has too many live sessions; try again later.")
-                runner = SessionRunner(session_id, self)
+                if await self._make_room(client):
+                    continue  # a runner was released meanwhile: look again
+                runner = SessionRunner(session_id, self, opened_by=client)
                 self._runners[session_id] = runner
             if not runner.closed:
                 break
             await runner.wait_closed()
+        self._runners.move_to_end(session_id)
         runner.hold()  # no await since the check: the runner cannot close under us
         try:
             await runner.open(send, frame)
         finally:
             runner.unhold()
         return runner
+
+    async def _make_room(self, client: str) -> bool:
+        """Release a session for a new one of ``client`` if a limit is reached.
+
+        At ``MAX_SESSIONS_PER_CLIENT`` of this client's sessions, its own least
+        recently used unattended session (no socket, no turn) is released; at
+        ``MAX_SESSIONS`` in all, anyone's. Nothing is lost: its files and
+        conversation stay, and its next ``init`` starts it again. Returns whether one
+        was released; raises :class:`ServerBusy` when none can be.
+        """
+        own = [r for r in self._runners.values() if r.opened_by == client]
+        if len(own) >= settings.MAX_SESSIONS_PER_CLIENT:
+            candidates, why = own, "This address has too many live sessions"
+        elif len(self._runners) >= settings.MAX_SESSIONS:
+            candidates, why = list(self._runners.values()), "This server has too many live sessions"
+        else:
+            return False
+        victim = next((r for r in candidates if r.release_if_unattended()), None)
+        if victim is None:
+            raise ServerBusy(f"{why}; close some, or try again later.")
+        logger.info(
+            "session released for a new one",
+            extra={"sessionId": victim.session_id, "reason": why},
+        )
+        await victim.wait_closed()
+        return True
 
     def forget(self, runner: SessionRunner) -> None:
         """Called by a runner as it ends."""

@@ -26,6 +26,7 @@ from chat.events import TurnEnded, TurnTranslator
 from chat.exceptions import (
     ChatError,
     InternalError,
+    LastSeqAhead,
     ModelNotConfigured,
     SessionBusy,
 )
@@ -55,6 +56,11 @@ from workspaces.snapshots import Snapshot
 logger = logging.getLogger("dashboard_ai.chat")
 
 
+SYNC = "sync"
+UNDO = "undo"
+_CLAIMS = {SYNC: "Files are being written", UNDO: "An undo is running"}
+
+
 class RunnerRegistry(Protocol):
     """What a runner needs of the registry that started it."""
 
@@ -80,12 +86,15 @@ class _CloseAgent:
 class SessionRunner:
     """The one task that owns a session's agent, plus the session's event stream."""
 
-    def __init__(self, session_id: str, registry: RunnerRegistry) -> None:
+    def __init__(self, session_id: str, registry: RunnerRegistry, *, opened_by: str = "") -> None:
         self.session_id = session_id
+        self.opened_by = opened_by  # the client address whose init started this runner
         self.workspace = workspaces.path_for(session_id)
         self.stream = EventStream(session_id)
         self.turn: Turn | None = None
-        self.undoing = False
+        # What holds the session besides a turn: an undo, or a client's files being
+        # written by ``open``. Like a turn, it makes the session busy.
+        self.claim: str | None = None
         self.closed = False
         self._registry = registry
         self._holds = 0  # sockets between registry lookup and attach: keep the runner
@@ -103,13 +112,26 @@ class SessionRunner:
         the current files instead. Either way the socket then receives every later
         event exactly once, in order.
         """
-        if frame.files and self.busy:
-            raise SessionBusy("A turn is running; files can be sent again when it ends.")
-        conflicts = await self._sync(frame.files, frame.base_hashes)
-        if not frame.files:
-            await workspaces.create(session_id=self.session_id)
         record = await store.touch(self.session_id)
         self.stream.continue_from(record.last_seq)
+        if frame.last_seq is not None and frame.last_seq > self.stream.seq:
+            # Answering with the whole workspace (as for a truncated replay) would let a
+            # tiny frame cost a huge answer, over and over.
+            raise LastSeqAhead(
+                f"lastSeq {frame.last_seq} is beyond this session's last event "
+                f"({self.stream.seq}); send init without lastSeq."
+            )
+        if frame.files:
+            if self.busy:
+                raise self._busy_error("files can be sent again when it ends")
+            self.claim = SYNC  # no await since the check: a message now is busy
+            try:
+                conflicts = await self._sync(frame.files, frame.base_hashes)
+            finally:
+                self.claim = None
+        else:
+            conflicts = []
+            await workspaces.create(session_id=self.session_id)
         replay = None if frame.last_seq is None else self.stream.log.since(frame.last_seq)
         truncated = frame.last_seq is not None and replay is None
         snapshot = await workspaces.snapshot(session_id=self.session_id)
@@ -142,7 +164,7 @@ class SessionRunner:
                 await send(outcome)
                 return
         if self.busy:
-            raise SessionBusy("A turn is already running in this session; stop it first.")
+            raise self._busy_error("stop it first, or wait for it to end")
         if not agent.model_configured():
             raise ModelNotConfigured(
                 "The server has no model API key configured (ANTHROPIC_API_KEY)."
@@ -173,13 +195,13 @@ class SessionRunner:
     async def undo(self, frame: UndoFrame) -> None:
         """Queue an undo of the last ``frame.turns`` turns (answered with ``undone``)."""
         if self.busy:
-            raise SessionBusy("A turn is running; undo when it has ended.")
-        self.undoing = True  # before the first await: a message now is busy
+            raise self._busy_error("undo when it has ended")
+        self.claim = UNDO  # before the first await: a message now is busy
         try:
             kept = await history.state_ids(session_id=self.session_id)
             plan = await store.plan_undo(self.session_id, frame.turns, kept)
         except BaseException:
-            self.undoing = False
+            self.claim = None
             raise
         self._commands.put_nowait(_Undo(plan))
 
@@ -206,8 +228,12 @@ class SessionRunner:
 
     @property
     def busy(self) -> bool:
-        """Whether a turn or an undo is under way."""
-        return self.turn is not None or self.undoing
+        """Whether a turn, an undo or a sync of a client's files is under way."""
+        return self.turn is not None or self.claim is not None
+
+    def _busy_error(self, advice: str) -> SessionBusy:
+        what = "A turn is running" if self.turn is not None else _CLAIMS[self.claim or UNDO]
+        return SessionBusy(f"{what} in this session; {advice}.")
 
     def close_agent_soon(self) -> None:
         """Ask the owner task to close the CLI when it is next free (for the agent pool)."""
@@ -226,6 +252,18 @@ class SessionRunner:
         """Detach a socket. A running turn goes on; an idle runner is released later."""
         self.stream.sockets.discard(send)
         self._commands.put_nowait(_Wake())
+
+    def release_if_unattended(self) -> bool:
+        """End the runner if it is unattended (its slot is wanted); whether it will end.
+
+        ``closed`` is set with no await after the check, so no socket can attach to a
+        runner on its way out; :meth:`wait_closed` returns once it has ended.
+        """
+        if self.closed or not self.unattended:
+            return False
+        self.closed = True
+        self._task.cancel()
+        return True
 
     @property
     def unattended(self) -> bool:
@@ -335,7 +373,7 @@ class SessionRunner:
         except Exception:
             logger.exception("undo failed", extra={"sessionId": self.session_id})
             frame = error_frame_for(InternalError("The undo failed."))
-        self.undoing = False
+        self.claim = None
         await self.emit(frame)
 
     async def _finish(self, turn: Turn, terminal: ServerFrame) -> None:

@@ -759,6 +759,26 @@ def is_safe_path(path: str) -> bool:
     return path in SAFE_PATHS or re.fullmatch(r"many/f[0-9]+\.txt", path) is not None
 
 
+def _over_sync_limits_early(frame: dict[str, Any]) -> bool:
+    """The server's cheap checks on ``files`` and ``baseHashes`` before the schema."""
+    files, hashes = frame.get("files"), frame.get("baseHashes")
+    if any(isinstance(m, dict) and len(m) > MAX_FILES for m in (files, hashes)):
+        return True
+    if not isinstance(files, dict):
+        return False
+    least = [_least_size(content) for content in files.values()]
+    return any(size > MAX_FILE_BYTES for size in least) or sum(least) > MAX_TOTAL_BYTES
+
+
+def _least_size(content: Any) -> int:
+    if isinstance(content, str):
+        return len(content)
+    if isinstance(content, dict) and isinstance(content.get("content"), str):
+        text = content["content"]
+        return max(0, len(text) * 3 // 4 - 2) if content.get("encoding") == "base64" else len(text)
+    return 0
+
+
 def _model_sync(session_id: str, files: dict[str, Any], state: SocketState) -> Expect:
     unsure = Expect(ready=session_id, errors=dict.fromkeys(SYNC_CODES, (session_id, None)))
     if len(files) > MAX_FILES:
@@ -818,6 +838,8 @@ def _model_frame(frame: Any, state: SocketState) -> Expect:
     # A key the server reads but this model does not (a snake_case name, a field of a
     # later version): the frame may be refused for it, and its clientMessageId may differ.
     unmodelled = bool((set(frame) & _model_keys(kind)) - MODELLED_KEYS[kind])
+    if kind in ("init", "message") and _over_sync_limits_early(frame):
+        return reply("PAYLOAD_TOO_LARGE")  # found while reading, before the schema
     schema = _schema_ok(kind, frame)
     if schema is False:
         return reply("INVALID_MESSAGE")
@@ -825,7 +847,10 @@ def _model_frame(frame: Any, state: SocketState) -> Expect:
     cmid: object = frame.get("clientMessageId") if kind == "message" else None
     if unmodelled:
         cmid = ANY
-    if kind == "init":
+    last_seq = frame.get("lastSeq") if kind == "init" else None
+    if isinstance(last_seq, int) and not isinstance(last_seq, bool) and last_seq > 0:
+        expect = reply("INVALID_LAST_SEQ", session_id)  # no event ran while fuzzing: seq is 0
+    elif kind == "init":
         files = frame.get("files")
         expect = _model_sync(session_id, files, state) if files else Expect(ready=session_id)
     elif session_id not in state.opened:
@@ -836,6 +861,8 @@ def _model_frame(frame: Any, state: SocketState) -> Expect:
         expect = reply("NOTHING_TO_UNDO", session_id)  # no turn ran while fuzzing
     else:
         expect = Expect(silent=True)
+    if last_seq is not None and (isinstance(last_seq, bool) or not isinstance(last_seq, int)):
+        expect.plus("INVALID_LAST_SEQ", session_id)  # what pydantic's lax mode makes of it
     return expect.plus("INVALID_MESSAGE") if unsure else expect
 
 
@@ -1092,6 +1119,7 @@ def fuzz_settings(settings, tmp_path):
     settings.CHAT_MAX_MESSAGE_CHARS = MAX_MESSAGE_CHARS
     settings.CHAT_RATE_BURST = 100_000
     settings.MAX_SESSIONS = 10_000
+    settings.MAX_SESSIONS_PER_CLIENT = 10_000
     settings.WORKSPACE_MAX_FILES = MAX_FILES
     settings.WORKSPACE_MAX_FILE_BYTES = MAX_FILE_BYTES
     settings.WORKSPACE_MAX_TOTAL_BYTES = MAX_TOTAL_BYTES

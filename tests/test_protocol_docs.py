@@ -29,6 +29,7 @@ from chat.protocol import (
     SERVER_FRAMES,
     CompleteFrame,
     ErrorFrame,
+    FrameLimits,
     ServerFrame,
     Usage,
     WireModel,
@@ -338,7 +339,7 @@ def test_server_examples_validate_against_their_model(example: Example) -> None:
 def test_client_examples_parse(example: Example, settings: Any) -> None:
     """``settings``: parse_client_frame reads CHAT_MAX_MESSAGE_CHARS."""
     settings.CHAT_MAX_MESSAGE_CHARS = 100_000  # the documented default
-    frame = parse_client_frame(json.dumps(example.data))
+    frame = parse_client_frame(json.dumps(example.data), FrameLimits.from_settings())
     assert isinstance(frame, CLIENT_FRAMES[example.data["type"]])
     unknown = set(example.data) - set(wire_names(type(frame)))
     assert not unknown, f"line {example.line}: fields the model does not have: {unknown}"
