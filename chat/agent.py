@@ -51,6 +51,22 @@ CLI_SETTINGS = json.dumps(
     }
 )
 
+# The SDK reads the CLI's stdout one JSON line at a time and ends the session on a
+# line longer than ``max_buffer_size`` characters (default 1 MiB). A Write or Edit
+# puts its file on single lines, measured with the bundled CLI 2.1.331 (2 MiB of
+# code-like text escapes to 1.10 times its length): the assistant message, the
+# hook's request and the tool result each carry the content once (a 2 MiB new
+# file: 2,307,597 characters); the result of a Write over a file or of an Edit also
+# carries ``originalFile`` (2 copies: 4,614,495 for a Write over 2 MiB, 4,614,721
+# for a one-line Edit of a 4 MiB file), and, under about 1 MiB, a ``structuredPatch``
+# with the changed lines old and new (a Write over 550 KB changing every line:
+# 1,977,135, 3.5 copies). So: 4 copies at the worst JSON escape (6 characters per
+# byte, ``\u0001``) of the largest file the gate lets through, plus the SDK's own
+# 1 MiB for the rest of the line. Only a line that long ever uses the memory.
+CLI_LINE_COPIES = 4
+JSON_ESCAPE_WORST = 6
+SDK_LINE_BASE = 1024 * 1024
+
 DEFAULT_SYSTEM_PROMPT = """\
 You are a dashboard engineer working inside a small React + TypeScript project.
 The user's data files (CSV, JSON) and their dashboard source (TSX) are in the
@@ -130,7 +146,13 @@ def build_options(
         fork_session=bool(resume and resume_at),
         env=cli_environment(paths),
         stderr=_log_cli_stderr(session_id),
+        max_buffer_size=max_line_chars(),
     )
+
+
+def max_line_chars() -> int:
+    """The longest CLI stdout line the SDK accepts: room for any Write or Edit the gate allows."""
+    return CLI_LINE_COPIES * JSON_ESCAPE_WORST * settings.WORKSPACE_MAX_FILE_BYTES + SDK_LINE_BASE
 
 
 def _log_cli_stderr(session_id: str) -> Callable[[str], None]:

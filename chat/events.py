@@ -5,10 +5,17 @@ returns what to send. Two things need I/O and are handed back to the caller as
 requests rather than frames: :class:`FileTouched` (read the file, send
 ``file_changed``) and :class:`TurnEnded` (diff the workspace, send ``complete`` or
 ``error``).
+
+No frame names a place on the server: paths inside the workspace are shown relative
+to it, and any other absolute path, in a tool's input or in the CLI's texts (its
+errors name its working directory, Glob and Grep results can list absolute paths),
+is replaced by :data:`OUTSIDE`.
 """
 
 from __future__ import annotations
 
+import posixpath
+import re
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any
@@ -29,6 +36,20 @@ PATH_KEYS = ("file_path", "path", "notebook_path")
 FILE_WRITING_TOOLS = frozenset({"Write", "Edit", "MultiEdit"})
 MAX_INPUT_STRING = 1000
 MAX_SUMMARY = 200
+#: What a frame shows in place of an absolute path outside the workspace.
+OUTSIDE = "(outside the workspace)"
+#: What a text shows in place of the workspace's own absolute path.
+WORKSPACE_ITSELF = "the workspace"
+
+# An absolute path inside free text: a slash not preceded by a name, glob or markup
+# character (so ``src/a``, ``**/*.tsx``, ``~/x`` and ``</tag>`` are not paths), then a
+# name character, up to a space, quote or colon (``path:line:`` in Grep results).
+# URLs with a host are matched first, to be left alone.
+_TEXT_PATH_RE = re.compile(
+    r"(?P<url>\b[A-Za-z][\w+.-]*://[^\s/'\"`<>|][^\s'\"`<>|]*)"
+    r"|(?<![\w.~/<*?\]}-])/+[\w.~-][^\s'\"`<>|:]*"
+)
+_TRAILING_PUNCTUATION = ".,;:!?)]}"
 
 
 @dataclass(frozen=True)
@@ -96,7 +117,9 @@ class TurnTranslator:
         frames: list[Output] = []
         for block in message.content:
             if isinstance(block, ToolUseBlock):
-                path = self._relative(block.input.get("file_path") or block.input.get("path"))
+                path = inside_workspace(
+                    self.workspace, block.input.get("file_path") or block.input.get("path")
+                )
                 self.tools_by_id[block.id] = (block.name, path)
                 frames.append(
                     ToolStartFrame(
@@ -119,10 +142,12 @@ class TurnTranslator:
                     tool_use_id=block.tool_use_id,
                     tool=tool,
                     is_error=is_error,
-                    summary=summarize_tool_result(tool, path, block.content, is_error),
+                    summary=summarize_tool_result(
+                        tool, path, block.content, is_error, workspace=self.workspace
+                    ),
                 )
             )
-            if not is_error and tool in FILE_WRITING_TOOLS and path and not _is_outside(path):
+            if not is_error and tool in FILE_WRITING_TOOLS and path not in (None, "."):
                 frames.append(FileTouched(path=path))
         return frames
 
@@ -165,31 +190,26 @@ class TurnTranslator:
             interrupted=message.terminal_reason in ("aborted_streaming", "aborted_tools"),
         )
 
-    def _relative(self, value: Any) -> str | None:
-        """``value`` relative to the workspace when it is a path inside it."""
-        if not isinstance(value, str) or not value:
-            return None
-        path = PurePosixPath(value)
-        if not path.is_absolute():
-            return value
-        try:
-            return path.relative_to(self.workspace).as_posix()
-        except ValueError:
-            return value
-
     def _shown_input(self, tool_input: dict[str, Any]) -> dict[str, Any]:
-        shown: dict[str, Any] = {}
-        for key, value in tool_input.items():
-            if key in PATH_KEYS:
-                value = self._relative(value) or value
-            if isinstance(value, str) and len(value) > MAX_INPUT_STRING:
-                value = value[:MAX_INPUT_STRING] + f"… ({len(value)} characters)"
-            shown[key] = value
-        return shown
+        return {key: self._shown_value(key, value) for key, value in tool_input.items()}
 
-
-def _is_outside(path: str) -> bool:
-    return path.startswith("/") or path.split("/", 1)[0] == ".."
+    def _shown_value(self, key: str, value: Any) -> Any:
+        """An input value as a client sees it: short, and naming no server path."""
+        if isinstance(value, dict):
+            return {k: self._shown_value(k, v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self._shown_value(key, item) for item in value]
+        if not isinstance(value, str):
+            return value
+        if key in PATH_KEYS:
+            inside = inside_workspace(self.workspace, value)
+            if inside is not None:
+                return inside
+            if value.startswith("/"):
+                return OUTSIDE
+        if len(value) > MAX_INPUT_STRING:
+            value = value[:MAX_INPUT_STRING] + f"… ({len(value)} characters)"
+        return scrub_paths(self.workspace, value)
 
 
 def _int_or_none(value: Any) -> int | None:
@@ -205,25 +225,69 @@ def tool_result_text(content: str | list[dict[str, Any]] | None) -> str:
     return "\n".join(part.get("text", "") for part in content if isinstance(part, dict))
 
 
+def inside_workspace(workspace: PurePosixPath, value: Any) -> str | None:
+    """``value`` as a normalised path relative to ``workspace`` (``"."`` for itself).
+
+    ``None`` when it is not a path inside the workspace: not a string, absolute
+    elsewhere, climbing out with ``..``, or starting with ``~`` (a home directory to
+    the CLI). Lexical only; the tool gate is what checks symlinks.
+    """
+    if not isinstance(value, str) or not value or value.startswith("~"):
+        return None
+    if not value.startswith("/"):
+        relative = posixpath.normpath(value)
+        return None if relative == ".." or relative.startswith("../") else relative
+    path = PurePosixPath("/" + posixpath.normpath(value).lstrip("/"))
+    try:
+        return path.relative_to(posixpath.normpath(workspace)).as_posix()
+    except ValueError:
+        return None
+
+
+def scrub_paths(workspace: PurePosixPath, text: str) -> str:
+    """``text`` with every absolute path in it made relative to ``workspace`` or hidden."""
+
+    def shown(match: re.Match[str]) -> str:
+        if match.group("url"):
+            return match.group(0)
+        token = match.group(0)
+        path = token.rstrip(_TRAILING_PUNCTUATION)
+        inside = inside_workspace(workspace, path)
+        if inside is None:
+            inside = OUTSIDE
+        elif inside == ".":
+            inside = WORKSPACE_ITSELF
+        return inside + token[len(path) :]
+
+    return _TEXT_PATH_RE.sub(shown, text)
+
+
 def summarize_tool_result(
-    tool: str, path: str | None, content: str | list[dict[str, Any]] | None, is_error: bool
+    tool: str,
+    path: str | None,
+    content: str | list[dict[str, Any]] | None,
+    is_error: bool,
+    *,
+    workspace: PurePosixPath,
 ) -> str:
-    """A short, human summary of a tool result."""
+    """A short, human summary of a tool result; ``path`` is relative to ``workspace``."""
     text = tool_result_text(content)
     lines = [line for line in text.splitlines() if line.strip()]
+    name = path or "a file"
     if is_error:
         summary = _first_line(lines) or "The tool failed."
     elif tool == "Read":
-        summary = f"Read {path}" if path else "Read a file"
+        summary = f"Read {name}"
     elif tool in FILE_WRITING_TOOLS:
-        summary = f"{'Wrote' if tool == 'Write' else 'Edited'} {path}"
+        summary = f"{'Wrote' if tool == 'Write' else 'Edited'} {name}"
     elif tool in ("Glob", "Grep"):
         summary = _first_line(lines) if len(lines) <= 1 else f"{len(lines)} matches"
         summary = summary or "No matches"
     else:
         summary = _first_line(lines)
-    return summary[:MAX_SUMMARY]
+    return scrub_paths(workspace, summary)[:MAX_SUMMARY]
 
 
 def _first_line(lines: list[str]) -> str:
-    return lines[0].strip() if lines else ""
+    # Bounded before it is scrubbed: a Grep line can be a whole minified file.
+    return lines[0].strip()[: 4 * MAX_SUMMARY] if lines else ""

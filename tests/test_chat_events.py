@@ -18,7 +18,14 @@ from claude_agent_sdk import (
 )
 from claude_agent_sdk._internal.message_parser import parse_message
 
-from chat.events import FileTouched, TurnEnded, TurnTranslator, summarize_tool_result
+from chat.events import (
+    OUTSIDE,
+    FileTouched,
+    TurnEnded,
+    TurnTranslator,
+    scrub_paths,
+    summarize_tool_result,
+)
 from chat.protocol import StatusFrame, StreamFrame, ToolResultFrame, ToolStartFrame
 from scripted_model.scripts import APP_TSX
 
@@ -77,8 +84,9 @@ def test_recorded_refused_read_is_an_error_result_and_touches_nothing() -> None:
 
     [start] = [o for o in outputs if isinstance(o, ToolStartFrame)]
     [result] = [o for o in outputs if isinstance(o, ToolResultFrame)]
-    assert start.input["file_path"] == "/etc/passwd"
+    assert start.input["file_path"] == OUTSIDE
     assert result.is_error is True and "permission" in result.summary
+    assert "/etc" not in result.summary
     assert not [o for o in outputs if isinstance(o, FileTouched)]
 
 
@@ -202,4 +210,102 @@ def test_result_message_becomes_turn_ended() -> None:
     ],
 )
 def test_tool_result_summaries(tool, path, content, is_error, summary) -> None:
-    assert summarize_tool_result(tool, path, content, is_error) == summary
+    assert summarize_tool_result(tool, path, content, is_error, workspace=WORKSPACE) == summary
+
+
+def tool_turn(tool: str, tool_input: dict, result: str, is_error: bool = False) -> list:
+    translator = TurnTranslator(workspace=WORKSPACE)
+    block = ToolUseBlock(id="t1", name=tool, input=tool_input)
+    outputs = translator.translate(AssistantMessage(content=[block], model="m"))
+    message = UserMessage(content=[ToolResultBlock("t1", content=result, is_error=is_error)])
+    return outputs + translator.translate(message)
+
+
+def test_a_refusal_naming_the_cli_home_shows_no_server_path() -> None:
+    home = "/srv/data/var/claude/s1/.claude.json"  # ~/.claude.json, as the CLI expands it
+    start, result = tool_turn(
+        "Read",
+        {"file_path": "~/.claude.json"},
+        f"file_path '{home}' is outside the workspace; only files in it can be used.",
+        is_error=True,
+    )
+    assert start.input == {"file_path": "~/.claude.json"}
+    assert (
+        result.summary
+        == f"file_path '{OUTSIDE}' is outside the workspace; only files in it can be used."
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        (
+            "<tool_use_error>File does not exist. Note: your current working directory is "
+            "/WORKSPACE.</tool_use_error>",
+            "<tool_use_error>File does not exist. Note: your current working directory is "
+            "the workspace.</tool_use_error>",
+        ),
+        (
+            "Permission to read /etc/passwd has been denied.",
+            f"Permission to read {OUTSIDE} has been denied.",
+        ),
+        (
+            "File created successfully at: /WORKSPACE/src/a.tsx",
+            "File created successfully at: src/a.tsx",
+        ),
+        ("/WORKSPACE/../victim/src/App.tsx", OUTSIDE),
+        ("/WORKSPACE2/x and //srv/y, (/tmp/z)", f"{OUTSIDE} and {OUTSIDE}, ({OUTSIDE})"),
+        (
+            "/WORKSPACE/src/a.ts:3:// see https://example.com/docs",
+            "src/a.ts:3:// see https://example.com/docs",
+        ),
+        ("file:///etc/passwd", f"file:{OUTSIDE}"),
+        (
+            "src/App.tsx, **/*.tsx, ~/x, </h1>, a / b, 3/4",
+            "src/App.tsx, **/*.tsx, ~/x, </h1>, a / b, 3/4",
+        ),
+    ],
+)
+def test_absolute_paths_in_cli_texts_become_relative_or_hidden(text: str, shown: str) -> None:
+    assert scrub_paths(WORKSPACE, text) == shown
+
+
+def test_glob_and_grep_results_with_absolute_paths_show_relative_ones() -> None:
+    [_, one] = tool_turn(
+        "Glob", {"pattern": "src/*.tsx", "path": "/WORKSPACE"}, "/WORKSPACE/src/App.tsx"
+    )
+    [start, grep] = tool_turn(
+        "Grep",
+        {"pattern": "useState", "path": "/WORKSPACE/src", "output_mode": "content"},
+        "/WORKSPACE/src/App.tsx:1:import { useState } from 'react';",
+    )
+    assert one.summary == "src/App.tsx"
+    assert start.input["path"] == "src"
+    assert grep.summary == "src/App.tsx:1:import { useState } from 'react';"
+
+
+def test_tool_inputs_name_no_absolute_path_outside_the_workspace() -> None:
+    translator = TurnTranslator(workspace=WORKSPACE)
+    block = ToolUseBlock(
+        id="t1",
+        name="Grep",
+        input={"pattern": "x", "path": "/srv/data", "glob": "/etc/*", "output_mode": "content"},
+    )
+    edit = ToolUseBlock(
+        id="t2",
+        name="Edit",
+        input={
+            "file_path": "/WORKSPACE/src/a.tsx",
+            "old_string": "import x from '/WORKSPACE/src/b';",
+            "new_string": "import x from '/srv/lib/b';",
+        },
+    )
+    [grep, edited] = translator.translate(AssistantMessage(content=[block, edit], model="m"))
+    assert grep.input == {
+        "pattern": "x",
+        "path": OUTSIDE,
+        "glob": OUTSIDE,
+        "output_mode": "content",
+    }
+    assert edited.input["old_string"] == "import x from 'src/b';"
+    assert edited.input["new_string"] == f"import x from '{OUTSIDE}';"

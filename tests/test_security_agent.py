@@ -90,6 +90,7 @@ def attacks(scene: Scene) -> dict[str, tuple[str, dict]]:
         "glob_parent_pattern": ("Glob", {"pattern": "../**"}),
         "glob_root_path": ("Glob", {"pattern": "**/*secret*", "path": "/"}),
         "glob_symlinked_dir": ("Glob", {"pattern": "*", "path": f"{w}/up"}),
+        "glob_home": ("Glob", {"pattern": "*", "path": "~"}),
         "grep_root": ("Grep", {"pattern": "SECRET", "path": "/", "output_mode": "content"}),
         "grep_parent": ("Grep", {"pattern": "SECRET", "path": f"{w}/..", "output_mode": "content"}),
         "grep_glob_parent": (
@@ -329,3 +330,85 @@ async def test_a_failing_gate_blocks_the_call(
 
     assert results and all(r.is_error for r in results)
     assert "root:x:0:0" not in json.dumps([r.body for r in model.requests])
+
+
+def test_gate_refusals_name_no_path_outside_the_workspace(scene: Scene) -> None:
+    from chat.guard import tool_problem
+
+    home = scene.root / "var" / "claude" / "attacker" / ".claude.json"  # ~ as the CLI expands it
+    calls = [
+        ("Read", {"file_path": str(home)}),
+        ("Read", {"file_path": f"{scene.sibling}/src/App.tsx"}),
+        ("Read", {"file_path": f"{scene.workspace}/up/secret.txt"}),
+        ("Write", {"file_path": f"{scene.outside}/new.txt", "content": "x"}),
+        ("Glob", {"pattern": "*", "path": "/"}),
+        ("Glob", {"pattern": f"{scene.outside}/*"}),
+        ("Grep", {"pattern": "x", "glob": f"{scene.root}/**"}),
+    ]
+    for tool_name, tool_input in calls:
+        problem = tool_problem(scene.workspace, tool_name, tool_input)
+        assert problem is not None and "outside the workspace" in problem
+        assert "/" not in problem.replace("/**", ""), problem
+
+
+@pytest.mark.parametrize("path", ["~", "~/", "~/projects", "~root", "~/../attacker"])
+@pytest.mark.parametrize("tool_name", ["Glob", "Grep", "Read"])
+async def test_gate_refuses_a_home_path_and_logs_it(
+    scene: Scene, caplog, tool_name: str, path: str
+) -> None:
+    from chat.guard import tool_gate
+
+    key = "file_path" if tool_name == "Read" else "path"
+    [gate] = tool_gate(scene.workspace, "attacker").hooks
+    with caplog.at_level("WARNING", logger="dashboard_ai.security"):
+        answer = await gate(
+            {"tool_name": tool_name, "tool_input": {"pattern": "*", key: path}},
+            None,
+            {"signal": None},
+        )
+
+    reason = answer["hookSpecificOutput"]["permissionDecisionReason"]
+    assert answer["hookSpecificOutput"]["permissionDecision"] == "deny"
+    assert "'~'" in reason and path not in reason.replace("'~'", "")
+    [record] = [r for r in caplog.records if r.message == "tool call refused"]
+    assert record.tool == tool_name and path in record.input
+
+
+def test_gate_refuses_a_write_over_the_file_limit(scene: Scene, settings) -> None:
+    from chat.guard import tool_problem
+
+    settings.WORKSPACE_MAX_FILE_BYTES = 100
+    target = f"{scene.workspace}/src/big.txt"
+
+    def write(content: str) -> str | None:
+        return tool_problem(scene.workspace, "Write", {"file_path": target, "content": content})
+
+    assert write("x" * 100) is None
+    problem = write("x" * 101)
+    assert problem is not None and "src/big.txt" in problem and "101 bytes" in problem
+    assert "100 bytes" in problem and str(scene.workspace) not in problem
+    assert write("\u00e9" * 51) is not None  # 102 bytes in UTF-8
+
+
+def test_gate_refuses_an_edit_whose_result_is_over_the_file_limit(scene: Scene, settings) -> None:
+    from chat.guard import tool_problem
+
+    settings.WORKSPACE_MAX_FILE_BYTES = 100
+    (scene.workspace / "notes.md").write_text("a-" * 45)  # 90 bytes, 45 a's
+
+    def edit(old: str, new: str, **extra: object) -> str | None:
+        tool_input = {"file_path": "notes.md", "old_string": old, "new_string": new, **extra}
+        return tool_problem(scene.workspace, "Edit", tool_input)
+
+    assert edit("a-a-", "b" * 14) is None  # 100 bytes after
+    problem = edit("a-a-", "b" * 15)
+    assert problem is not None and "notes.md" in problem and "101 bytes" in problem
+    assert edit("a", "bb", replace_all=True) is not None  # 135 bytes after
+    assert edit("a", "bb") is None  # one occurrence: 91 bytes
+    assert edit("a-" * 45, "") is None  # shrinking
+    assert edit("not there", "x" * 200) is None  # the CLI's own error: nothing to replace
+    assert tool_problem(
+        scene.workspace,
+        "Edit",
+        {"file_path": "new.md", "old_string": "", "new_string": "x" * 101},
+    )  # an empty old_string creates the file
