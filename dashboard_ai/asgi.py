@@ -16,6 +16,7 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.conf import settings  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 
+from chat import shutdown  # noqa: E402
 from chat.agent import model_configured  # noqa: E402
 from chat.routing import websocket_urlpatterns  # noqa: E402
 from dashboard_ai.handshake import AllowedHostValidator, BrowserOriginValidator  # noqa: E402
@@ -39,3 +40,7 @@ application = ProtocolTypeRouter(
         ),
     }
 )
+
+# Where a server process starts: the graceful SIGTERM handler (a no-op off the main
+# thread, as under runserver's autoreloader; chat.apps covers that case).
+shutdown.install()
