@@ -10,7 +10,7 @@ CSRF exempt: they authenticate by token, never by cookie.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from functools import wraps
 from typing import Any
 
@@ -39,6 +39,17 @@ def error_response(*, status: int, code: str, message: str) -> JsonResponse:
     return JsonResponse({"code": code, "message": message}, status=status)
 
 
+def method_not_allowed(methods: Sequence[str]) -> JsonResponse:
+    """The 405 of an address that answers only ``methods`` (listed in ``Allow``)."""
+    response = error_response(
+        status=405,
+        code="METHOD_NOT_ALLOWED",
+        message=f"Use {' or '.join(methods)} on this address.",
+    )
+    response["Allow"] = ", ".join(methods)
+    return response
+
+
 def api_view(*methods: str) -> Callable[[View], View]:
     """Method check, token check, session id check and error mapping for a view."""
 
@@ -59,13 +70,7 @@ async def _answer(
     view: View, methods: tuple[str, ...], request: HttpRequest, session_id: str
 ) -> HttpResponse:
     if request.method not in methods:
-        response = error_response(
-            status=405,
-            code="METHOD_NOT_ALLOWED",
-            message=f"Use {' or '.join(methods)} on this address.",
-        )
-        response["Allow"] = ", ".join(methods)
-        return response
+        return method_not_allowed(methods)
     if not request_presents_token(request):
         return error_response(
             status=401, code=Unauthorized.code, message="This server needs a valid token."

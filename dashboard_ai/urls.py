@@ -1,4 +1,4 @@
-"""HTTP routes."""
+"""HTTP routes, and the error handlers that answer JSON instead of Django's HTML pages."""
 
 from __future__ import annotations
 
@@ -15,3 +15,8 @@ urlpatterns = [
         name="api-session-messages",
     ),
 ]
+
+handler400 = "chat.views.bad_request"
+handler403 = "chat.views.permission_denied"
+handler404 = "chat.views.page_not_found"
+handler500 = "chat.views.server_error"

@@ -6,10 +6,15 @@ import json
 import os
 import subprocess
 import sys
+import urllib.error
 import urllib.request
 
 import pytest
 import websockets
+from django.http import HttpResponse
+from django.middleware.csrf import CsrfViewMiddleware
+from django.test import RequestFactory
+from django.urls import get_resolver
 from websockets.exceptions import InvalidStatus
 
 from tests.support.live import DAPHNE, ROOT, TEST_API_KEY, LiveServer
@@ -21,6 +26,26 @@ def get(url: str, headers: dict[str, str] | None = None):
     request = urllib.request.Request(url, headers=headers or {})
     with urllib.request.urlopen(request, timeout=5) as response:
         return response.status, dict(response.headers), response.read()
+
+
+def fetch(url: str, method: str = "GET", headers: dict[str, str] | None = None):
+    """Status, headers and body of any answer, error statuses included."""
+    request = urllib.request.Request(url, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return response.status, response.headers, response.read()
+    except urllib.error.HTTPError as error:
+        with error:
+            return error.code, error.headers, error.read()
+
+
+def json_error(headers, body: bytes) -> dict[str, str]:
+    """The body of a JSON error answer, checked to be one."""
+    assert headers["Content-Type"] == "application/json"
+    data = json.loads(body)
+    assert set(data) == {"code", "message"} and data["message"]
+    assert "Traceback" not in data["message"] and "/" not in data["message"]
+    return data
 
 
 def test_health_reports_status_without_secrets(backend: LiveServer) -> None:
@@ -50,6 +75,58 @@ def test_health_has_cors_headers_for_the_frontend_origin_only(backend: LiveServe
         "http://localhost:2500"
     )
     assert "access-control-allow-origin" not in {k.lower() for k in foreign}
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "PATCH", "DELETE", "OPTIONS"])
+def test_health_answers_other_methods_405_in_json(backend: LiveServer, method: str) -> None:
+    status, headers, body = fetch(backend.http_url + "/health", method)
+
+    assert status == 405
+    assert json_error(headers, body)["code"] == "METHOD_NOT_ALLOWED"
+    assert headers["Allow"] == "GET, HEAD"
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+def test_an_unknown_address_answers_404_in_json(backend: LiveServer, method: str) -> None:
+    status, headers, body = fetch(backend.http_url + "/no/such/page", method)
+
+    assert status == 404
+    assert json_error(headers, body)["code"] == "NOT_FOUND"
+
+
+def test_a_host_not_allowed_answers_400_in_json(backend: LiveServer) -> None:
+    status, headers, body = fetch(backend.http_url + "/health", headers={"Host": "evil.example"})
+
+    assert status == 400
+    assert json_error(headers, body)["code"] == "BAD_REQUEST"
+
+
+@pytest.mark.parametrize(
+    ("status", "code"),
+    [(400, "BAD_REQUEST"), (403, "FORBIDDEN"), (404, "NOT_FOUND"), (500, "INTERNAL")],
+)
+def test_django_error_handlers_answer_json(status: int, code: str) -> None:
+    # A live server cannot be made to fail on purpose; the handlers it would use are these.
+    handler = get_resolver().resolve_error_handler(status)
+    request = RequestFactory().get("/anything")
+
+    response = handler(request) if status == 500 else handler(request, Exception("x"))
+
+    assert response.status_code == status
+    assert json_error(response, response.content)["code"] == code
+
+
+def test_a_csrf_failure_answers_403_in_json() -> None:
+    # Every view of this server is exempt (none reads a cookie); a view that is not
+    # would still refuse a cross-site POST in JSON.
+    def view(request):
+        return HttpResponse("reached")
+
+    request = RequestFactory().post("/anything", {"a": "b"})
+    response = CsrfViewMiddleware(view).process_view(request, view, (), {})
+
+    assert response is not None and response.status_code == 403
+    assert json_error(response, response.content)["code"] == "FORBIDDEN"
 
 
 async def test_websocket_from_the_frontend_origin_is_accepted(backend: LiveServer) -> None:
