@@ -78,7 +78,6 @@ class ChatConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
             await self.refuse(ServerBusy("Too many connections from this address."), CLOSE_BUSY)
             return
         self.counted = True
-        shutdown.install()
         shutdown.track_socket(self.close_with)
         logger.info("websocket connected", extra=self._who())
 

@@ -462,7 +462,7 @@ def test_parallel_tool_results_join_the_message_that_called_them() -> None:
                 {
                     "toolUseId": "t2",
                     "tool": "Read",
-                    "input": {"file_path": "/etc/passwd"},
+                    "input": {"file_path": "(outside the workspace)"},
                     "isError": True,
                     "summary": "outside the workspace",
                 },
