@@ -4,9 +4,11 @@
 grows with a frame's structure, not its size: a 30 MiB frame of 2.2 million empty
 ``files`` entries took seconds to parse and validate, during which no other socket or
 HTTP request of the process was served (a thread would not help, for the GIL). So a
-frame larger than :data:`INLINE_MAX_CHARS` is parsed in a worker process; the loop only
-pickles its text across and gets back the validated frame, or the error to send.
-Small frames, nearly all of them, are parsed inline: the round trip would cost more.
+frame larger than :data:`INLINE_MAX_CHARS` is parsed in a worker process, and gets
+there through a private temp file written by a thread (the kernel copies it, without
+the GIL): pickled into the pool's pipe, 30 MiB held the GIL for about 200 ms. The loop
+gets back the validated frame, or the error to send. Small frames, nearly all of them,
+are parsed inline: the round trip would cost more.
 """
 
 from __future__ import annotations
@@ -14,8 +16,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing
+import os
+import tempfile
 from concurrent.futures import BrokenExecutor, ProcessPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 
 from chat.exceptions import ChatError, InternalError
 from chat.protocol import ClientFrame, FrameLimits, parse_client_frame
@@ -46,11 +51,20 @@ class _Refusal:
     recoverable: bool
 
 
-def _parse_in_worker(text: str, limits: FrameLimits) -> ClientFrame | _Refusal:
+def _parse_in_worker(path: str, limits: FrameLimits) -> ClientFrame | _Refusal:
+    text = Path(path).read_text(encoding="utf-8", errors="surrogatepass")
     try:
         return parse_client_frame(text, limits)
     except (ChatError, WorkspaceError) as exc:
         return _Refusal(exc.code, exc.message, exc.recoverable)
+
+
+def _write_frame(text: str) -> str:
+    """``text`` in a new 0600 temp file; its path."""
+    fd, path = tempfile.mkstemp(prefix="dashboard-ai-frame-")
+    with os.fdopen(fd, "w", encoding="utf-8", errors="surrogatepass") as file:
+        file.write(text)
+    return path
 
 
 def _quiet_worker() -> None:
@@ -69,12 +83,15 @@ class FrameParser:
         if len(text) <= INLINE_MAX_CHARS:
             return parse_client_frame(text, limits)
         loop = asyncio.get_running_loop()
+        path = await asyncio.to_thread(_write_frame, text)
         try:
-            parsed = await loop.run_in_executor(self._worker(), _parse_in_worker, text, limits)
+            parsed = await loop.run_in_executor(self._worker(), _parse_in_worker, path, limits)
         except BrokenExecutor:  # the worker died (killed, out of memory): start another next time
             logger.exception("the frame parser's worker process failed")
             self.close()
             raise InternalError("The frame could not be parsed; send it again.") from None
+        finally:
+            Path(path).unlink(missing_ok=True)
         if isinstance(parsed, _Refusal):
             logger.info("large frame refused", extra={"code": parsed.code, "chars": len(text)})
             raise FrameRefused(parsed.code, parsed.message, parsed.recoverable)
