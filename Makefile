@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 PORT ?= 3000
 HOST ?= 127.0.0.1
 
-.PHONY: install run test lint bench clean
+.PHONY: install test-services run test lint bench clean
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -14,10 +14,14 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
+# Services the tests start themselves on free ports (redis-server), from Debian if missing.
+test-services:
+	bin/install-test-services
+
 run: install
 	HOST=$(HOST) PORT=$(PORT) VENV=$(VENV) bin/serve
 
-test: install
+test: install test-services
 	$(PY) -m pytest
 
 lint: install
@@ -28,6 +32,7 @@ lint: install
 bench: install
 	$(PY) bench/turn_latency.py
 	$(PY) bench/reconnect_replay.py
+	$(PY) bench/hostile_load.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

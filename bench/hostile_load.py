@@ -215,7 +215,8 @@ async def main() -> None:
         with ScriptedModelServer(script="echo") as model:
             env = server_env(data, model.url, LOG_LEVEL="warning")
             with LiveServer(data=data, env=env) as server:
-                print(f"code under test: {ROOT} (python {sys.version.split()[0]}, {os.cpu_count()} cores)")
+                python = sys.version.split()[0]
+                print(f"code under test: {ROOT} (python {python}, {os.cpu_count()} cores)")
                 if not args.skip_frames:
                     await large_frames(server, args.frames)
                 if not args.skip_unread:
