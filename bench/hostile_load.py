@@ -16,6 +16,11 @@ Against a real daphne subprocess and the scripted model with no delays:
 Prints numbers; asserts nothing. Run by hand::
 
     .venv/bin/python bench/hostile_load.py [--frames 3] [--skip-frames] [--skip-unread]
+        [--server-env NAME=VALUE ...]
+
+With ``--server-env CHAT_MAX_FRAME_BYTES=1048576`` the application refuses the frames
+by their size alone, before any parsing: what the attack then costs is daphne's own
+work of receiving them.
 """
 
 from __future__ import annotations
@@ -209,11 +214,19 @@ async def main() -> None:
     parser.add_argument("--frames", type=int, default=3)
     parser.add_argument("--skip-frames", action="store_true")
     parser.add_argument("--skip-unread", action="store_true")
+    parser.add_argument(
+        "--server-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a setting for the server under test (repeatable), e.g. CHAT_MAX_FRAME_BYTES=1048576",
+    )
     args = parser.parse_args()
+    overrides = dict(item.split("=", 1) for item in args.server_env)
     with tempfile.TemporaryDirectory(prefix="bench-hostile-") as tmp:
         data = Path(tmp)
         with ScriptedModelServer(script="echo") as model:
-            env = server_env(data, model.url, LOG_LEVEL="warning")
+            env = server_env(data, model.url, LOG_LEVEL="warning", **overrides)
             with LiveServer(data=data, env=env) as server:
                 python = sys.version.split()[0]
                 print(f"code under test: {ROOT} (python {python}, {os.cpu_count()} cores)")

@@ -67,9 +67,12 @@ def _write_frame(text: str) -> str:
     return path
 
 
-def _quiet_worker() -> None:
-    """The worker logs nothing: it has no log configuration (nor redaction) of ours."""
+def _start_worker() -> None:
+    """The worker logs nothing (it has no log configuration, nor redaction, of ours), and
+    yields the CPU to the server: on a small machine, a hostile parse must not take the
+    core the event loop needs."""
     logging.disable(logging.CRITICAL)
+    os.nice(10)
 
 
 class FrameParser:
@@ -103,7 +106,7 @@ class FrameParser:
             self._pool = ProcessPoolExecutor(
                 max_workers=1,
                 mp_context=multiprocessing.get_context("spawn"),
-                initializer=_quiet_worker,
+                initializer=_start_worker,
             )
         return self._pool
 
