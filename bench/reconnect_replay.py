@@ -8,7 +8,7 @@ On the scripted model with no delays, against a real daphne subprocess:
   ``--rounds`` reconnects, for a short turn (``write_app``) and a long one
   (``long_text``, about 200 text events).
 - **buffer memory**: the frames of those real turns are appended to an
-  :class:`chat.replay.EventLog` until it holds the configured maximum
+  :class:`chat.session.event_log.EventLog` until it holds the configured maximum
   (``REPLAY_BUFFER_EVENTS`` / ``REPLAY_BUFFER_BYTES`` defaults); ``tracemalloc``
   measures the Python memory the full log holds.
 
@@ -40,7 +40,7 @@ django.setup()
 
 from django.conf import settings  # noqa: E402
 
-from chat.replay import EventLog  # noqa: E402
+from chat.session.event_log import EventLog  # noqa: E402
 from scripted_model.server import ScriptedModelServer  # noqa: E402
 from tests.support.live import ChatClient, LiveServer, server_env  # noqa: E402
 

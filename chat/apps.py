@@ -19,6 +19,6 @@ class ChatConfig(AppConfig):
 
 
 def _install_shutdown(sender: object, **kwargs: Any) -> None:
-    from chat import shutdown  # the registry it imports needs the app registry ready
+    from chat.session import shutdown  # the registry it imports needs the app registry ready
 
     shutdown.install()

@@ -14,7 +14,7 @@ from typing import Any
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
-from chat import limits, shutdown
+from chat import limits
 from chat.auth import SUBPROTOCOL, presents_token
 from chat.exceptions import (
     ChatError,
@@ -36,9 +36,10 @@ from chat.protocol import (
     UndoFrame,
     error_frame_for,
 )
-from chat.registry import registry
 from chat.send_buffer import SendBuffer, attach_send_buffer
-from chat.sessions import SessionRunner
+from chat.session import shutdown
+from chat.session.registry import registry
+from chat.session.runner import SessionRunner
 from workspaces.exceptions import WorkspaceError
 
 logger = logging.getLogger("dashboard_ai.ws")

@@ -16,9 +16,9 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.conf import settings  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 
-from chat import shutdown  # noqa: E402
-from chat.agent import model_configured  # noqa: E402
+from chat.agent.options import model_configured  # noqa: E402
 from chat.routing import websocket_urlpatterns  # noqa: E402
+from chat.session import shutdown  # noqa: E402
 from dashboard_ai.handshake import AllowedHostValidator, BrowserOriginValidator  # noqa: E402
 
 if settings.AUTO_MIGRATE:

@@ -100,8 +100,8 @@ SECURE_HSTS_INCLUDE_SUBDOMAINS = read_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", Fal
 SECURE_HSTS_PRELOAD = read_bool("SECURE_HSTS_PRELOAD", False)
 # Behind TLS (SSL redirect on), cookies are HTTPS-only too.
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE = SECURE_SSL_REDIRECT
-# Every answer is JSON, a CSRF refusal too (chat/views.py; the error handlers are in urls.py).
-CSRF_FAILURE_VIEW = "chat.views.csrf_failure"
+# Every answer is JSON, a CSRF refusal too (chat/api/errors.py; the handlers are wired in urls.py).
+CSRF_FAILURE_VIEW = "chat.api.errors.csrf_failure"
 
 # --- The model -------------------------------------------------------------
 ANTHROPIC_API_KEY = read("ANTHROPIC_API_KEY", env.str, "")

@@ -4,19 +4,19 @@ from __future__ import annotations
 
 from django.urls import path
 
-from chat import api, views
+from chat.api import health, sessions
 
 urlpatterns = [
-    path("health", views.health, name="health"),
-    path("api/sessions/<str:session_id>", api.session, name="api-session"),
+    path("health", health.health, name="health"),
+    path("api/sessions/<str:session_id>", sessions.session, name="api-session"),
     path(
         "api/sessions/<str:session_id>/messages",
-        api.session_messages,
+        sessions.session_messages,
         name="api-session-messages",
     ),
 ]
 
-handler400 = "chat.views.bad_request"
-handler403 = "chat.views.permission_denied"
-handler404 = "chat.views.page_not_found"
-handler500 = "chat.views.server_error"
+handler400 = "chat.api.errors.bad_request"
+handler403 = "chat.api.errors.permission_denied"
+handler404 = "chat.api.errors.page_not_found"
+handler500 = "chat.api.errors.server_error"

@@ -47,7 +47,7 @@ from pydantic.alias_generators import to_camel
 from chat.consumers import ChatConsumer
 from chat.exceptions import ChatError
 from chat.protocol import CLIENT_FRAMES
-from chat.registry import registry
+from chat.session.registry import registry
 from scripted_model.server import ScriptedModelServer
 from workspaces.exceptions import WorkspaceError
 

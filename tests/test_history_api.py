@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 from claude_agent_sdk import SessionMessage
 
-from chat.history import TranscriptFiles, conversation
+from chat.api.transcripts import TranscriptFiles, conversation
 from tests.support.deep_trees import deep_tree
 from tests.support.live import ChatClient, LiveServer, claude_processes
 

@@ -24,7 +24,7 @@ from claude_agent_sdk import (
     query,
 )
 
-from chat import agent
+from chat.agent import options as agent_options
 from scripted_model.server import ScriptedModelServer
 from scripted_model.turns import Script, Turn, say, tool
 
@@ -141,7 +141,7 @@ def server_options(scene: Scene, model: ScriptedModelServer, settings) -> Claude
     settings.ANTHROPIC_BASE_URL = model.url
     settings.ANTHROPIC_API_KEY = "sk-ant-test-security-dummy"
     settings.CLAUDE_CODE_MAX_RETRIES = 0
-    return agent.build_options(session_id="attacker", workspace=scene.workspace)
+    return agent_options.build_options(session_id="attacker", workspace=scene.workspace)
 
 
 async def allow_everything(tool: str, tool_input: dict, context: object) -> PermissionResultAllow:
@@ -227,7 +227,7 @@ async def test_cli_environment_holds_only_the_allowed_variables(
     long_script = {"long": Script("long", [Turn([tool("Glob", pattern="**/*")]), say("ok")])}
     with ScriptedModelServer(script="long", scripts=long_script, chunk_delay=0.0) as server:
         options = server_options(scene, server, settings)
-        pidfile = agent.paths_for("attacker").pidfile
+        pidfile = agent_options.paths_for("attacker").pidfile
         environ: dict[str, str] = {}
         async for _ in query(prompt="[script:long]", options=options):
             if not environ and pidfile.exists():
@@ -240,7 +240,7 @@ async def test_cli_environment_holds_only_the_allowed_variables(
                 )
 
     assert environ, "the CLI's environment was not read"
-    allowed = set(agent.CLI_ENV_KEEP) | {"PATH", "LANG"}
+    allowed = set(agent_options.CLI_ENV_KEEP) | {"PATH", "LANG"}
     assert set(environ) <= allowed
     assert "LEAKCANARY" not in json.dumps(environ)
     assert environ["ANTHROPIC_API_KEY"] == "sk-ant-test-security-dummy"
@@ -292,14 +292,14 @@ async def test_uploaded_project_settings_with_hooks_are_ignored(
     "pattern", ["{x,../victim}/**", "src/{a, ../b}", "**/..", "/etc/*", "~/x", "a\\..\\b"]
 )
 def test_gate_refuses_patterns_that_can_leave_the_workspace(scene: Scene, pattern: str) -> None:
-    from chat.guard import tool_problem
+    from chat.agent.gate import tool_problem
 
     assert tool_problem(scene.workspace, "Glob", {"pattern": pattern}) is not None
     assert tool_problem(scene.workspace, "Grep", {"pattern": "x", "glob": pattern}) is not None
 
 
 def test_gate_lets_ordinary_patterns_through(scene: Scene) -> None:
-    from chat.guard import tool_problem
+    from chat.agent.gate import tool_problem
 
     for pattern in ("**/*.tsx", "src/{App,Chart}.tsx", "data/*.csv", "*..bak"):
         assert tool_problem(scene.workspace, "Glob", {"pattern": pattern}) is None
@@ -323,7 +323,7 @@ async def test_a_failing_gate_blocks_the_call(
     def broken(*args: object) -> None:
         raise RuntimeError("the gate broke")
 
-    monkeypatch.setattr("chat.guard.tool_problem", broken)
+    monkeypatch.setattr("chat.agent.gate.tool_problem", broken)
     options = gate_only(server_options(scene, model, settings))
 
     results = await run_attack(options, "read_etc_passwd")
@@ -333,7 +333,7 @@ async def test_a_failing_gate_blocks_the_call(
 
 
 def test_gate_refusals_name_no_path_outside_the_workspace(scene: Scene) -> None:
-    from chat.guard import tool_problem
+    from chat.agent.gate import tool_problem
 
     home = scene.root / "var" / "claude" / "attacker" / ".claude.json"  # ~ as the CLI expands it
     calls = [
@@ -356,7 +356,7 @@ def test_gate_refusals_name_no_path_outside_the_workspace(scene: Scene) -> None:
 async def test_gate_refuses_a_home_path_and_logs_it(
     scene: Scene, caplog, tool_name: str, path: str
 ) -> None:
-    from chat.guard import tool_gate
+    from chat.agent.gate import tool_gate
 
     key = "file_path" if tool_name == "Read" else "path"
     [gate] = tool_gate(scene.workspace, "attacker").hooks
@@ -375,7 +375,7 @@ async def test_gate_refuses_a_home_path_and_logs_it(
 
 
 def test_gate_refuses_a_write_over_the_file_limit(scene: Scene, settings) -> None:
-    from chat.guard import tool_problem
+    from chat.agent.gate import tool_problem
 
     settings.WORKSPACE_MAX_FILE_BYTES = 100
     target = f"{scene.workspace}/src/big.txt"
@@ -391,7 +391,7 @@ def test_gate_refuses_a_write_over_the_file_limit(scene: Scene, settings) -> Non
 
 
 def test_gate_refuses_an_edit_whose_result_is_over_the_file_limit(scene: Scene, settings) -> None:
-    from chat.guard import tool_problem
+    from chat.agent.gate import tool_problem
 
     settings.WORKSPACE_MAX_FILE_BYTES = 100
     (scene.workspace / "notes.md").write_text("a-" * 45)  # 90 bytes, 45 a's

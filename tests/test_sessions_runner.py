@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
-from chat.registry import SessionRegistry
-from chat.sessions import SessionRunner
+from chat.session.registry import SessionRegistry
+from chat.session.runner import SessionRunner
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(30)]
 

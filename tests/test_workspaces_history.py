@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from workspaces import history, services
+from workspaces import services, undo_states
 
 pytestmark = pytest.mark.django_db
 
@@ -21,7 +21,7 @@ async def write(files: dict[str, str]) -> None:
 
 async def save(state_id: str) -> None:
     files = await services.snapshot(session_id="s1")
-    await history.save_state(session_id="s1", state_id=state_id, files=files)
+    await undo_states.save_state(session_id="s1", state_id=state_id, files=files)
 
 
 async def test_restore_brings_back_files_byte_for_byte_and_deletes_new_ones(tmp_path) -> None:
@@ -32,13 +32,13 @@ async def test_restore_brings_back_files_byte_for_byte_and_deletes_new_ones(tmp_
     await write({"src/App.tsx": "two", "src/New.tsx": "new"})
     (tmp_path / "s1" / "data" / "a.csv").unlink()
 
-    change = await history.restore_state(session_id="s1", state_id="t1")
+    change = await undo_states.restore_state(session_id="s1", state_id="t1")
 
     assert await services.snapshot(session_id="s1") == before
     assert (tmp_path / "s1" / "bin.dat").read_bytes() == b"\x00\x01\x02\xff"
     assert change.changed == {"src/App.tsx": b"one"} and change.created == {"data/a.csv": b"x\n"}
     assert change.deleted == ["src/New.tsx"]
-    assert await history.state_ids(session_id="s1") == []
+    assert await undo_states.state_ids(session_id="s1") == []
 
 
 async def test_states_are_bounded_and_blobs_stored_once(tmp_path) -> None:
@@ -47,7 +47,7 @@ async def test_states_are_bounded_and_blobs_stored_once(tmp_path) -> None:
         await write({"v.txt": str(number)})
         await save(f"t{number}")
 
-    assert await history.state_ids(session_id="s1") == ["t2", "t3", "t4"]
+    assert await undo_states.state_ids(session_id="s1") == ["t2", "t3", "t4"]
     blobs = sorted(p.read_bytes() for p in (tmp_path / ".history" / "s1" / "blobs").iterdir())
     assert blobs == [b"2", b"3", b"4", b"same content"]
 
@@ -58,10 +58,10 @@ async def test_restoring_an_older_state_forgets_it_and_the_later_ones() -> None:
         await save(f"t{number}")
         await write({"v.txt": str(number + 1)})
 
-    await history.restore_state(session_id="s1", state_id="t1")
+    await undo_states.restore_state(session_id="s1", state_id="t1")
 
     assert (await services.read_file(session_id="s1", path="v.txt")) == b"1"
-    assert await history.state_ids(session_id="s1") == ["t0"]
+    assert await undo_states.state_ids(session_id="s1") == ["t0"]
 
 
 async def test_history_lives_outside_the_workspace_and_is_deleted_with_it(tmp_path) -> None:
@@ -69,6 +69,6 @@ async def test_history_lives_outside_the_workspace_and_is_deleted_with_it(tmp_pa
     await save("t1")
     assert await services.list_files(session_id="s1") == ["a.txt"]
 
-    await history.delete_history(session_id="s1")
+    await undo_states.delete_history(session_id="s1")
 
     assert not (tmp_path / ".history" / "s1").exists()

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from workspaces import leases, services
+from workspaces import files, leases, services
 from workspaces.exceptions import (
     InvalidContent,
     InvalidPath,
@@ -23,6 +23,7 @@ from workspaces.exceptions import (
 )
 from workspaces.paths import resolve_inside
 from workspaces.snapshots import diff_snapshots
+from workspaces.trees import remove_tree
 
 
 @pytest.fixture
@@ -170,7 +171,7 @@ async def test_two_paths_to_the_same_file_are_refused(root):
 async def test_failure_while_staging_rolls_back(root, monkeypatch):
     await services.sync_in(session_id="s", files={"keep.txt": "kept"})
     before = contents(root / "s")
-    real_write_temp = services._write_temp
+    real_write_temp = files.write_temp
     calls = []
 
     def failing_write_temp(directory, data):
@@ -179,7 +180,7 @@ async def test_failure_while_staging_rolls_back(root, monkeypatch):
             raise OSError("disk full")
         return real_write_temp(directory, data)
 
-    monkeypatch.setattr(services, "_write_temp", failing_write_temp)
+    monkeypatch.setattr(services, "write_temp", failing_write_temp)
     with pytest.raises(OSError, match="disk full"):
         await services.sync_in(session_id="s", files={"new/a": "1", "new/deeper/b": "2"})
     assert contents(root / "s") == before
@@ -248,7 +249,7 @@ def test_every_file_the_gate_lets_through_is_listed(root, names):
     """The one rule: a file a client or the agent could create is listed (so reported
     and undone); a name the gate refuses is never created."""
     ws = root / "s"
-    services.remove_tree(ws)
+    remove_tree(ws)
     ws.mkdir(parents=True)
     created = set()
     for rel in names:  # as the agent's Write does once the tool gate let it through

@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from workspaces.leases import _lease_path, is_leased
+from workspaces.leases import is_leased, lease_path
 from workspaces.paths import is_valid_session_id
 from workspaces.services import HISTORY_DIR, workspace_root
 from workspaces.trees import remove_tree, walk
@@ -73,6 +73,6 @@ def remove_stale(*, workspace: StaleWorkspace) -> bool:
     if is_leased(session_id=workspace.session_id):
         return False
     removed = remove_tree(workspace.path)
-    _lease_path(workspace.session_id).unlink(missing_ok=True)
+    lease_path(workspace.session_id).unlink(missing_ok=True)
     remove_tree(workspace_root() / HISTORY_DIR / workspace.session_id)
     return removed

@@ -10,7 +10,7 @@ from workspaces.exceptions import InvalidContent
 
 # A file's content as the client sends it: text, or ``{"content": ..., "encoding": ...}``
 # with encoding "base64" or "utf-8" (the default when absent).
-FileContent = str | Mapping[str, str]
+ClientContent = str | Mapping[str, str]
 WireContent = str | dict[str, str]
 
 ENCODINGS = ("base64", "utf-8")
@@ -24,7 +24,7 @@ def _text_bytes(path: str, text: str) -> bytes:
         raise InvalidContent(path, "text is not valid Unicode") from None
 
 
-def decode_from_wire(path: str, content: FileContent) -> bytes:
+def decode_from_wire(path: str, content: ClientContent) -> bytes:
     """The bytes a client meant for ``path``; :class:`InvalidContent` if undecodable."""
     if isinstance(content, str):
         return _text_bytes(path, content)

@@ -12,11 +12,13 @@ import asyncio
 import os
 from pathlib import Path
 
+from workspaces.files import make_dirs, write_temp
 from workspaces.paths import validate_session_id
-from workspaces.services import LEASES_DIR, _make_dirs, _write_temp, workspace_root
+from workspaces.services import LEASES_DIR, workspace_root
 
 
-def _lease_path(session_id: str) -> Path:
+def lease_path(session_id: str) -> Path:
+    """Where the lease of ``session_id`` is kept (validated id)."""
     return workspace_root() / LEASES_DIR / validate_session_id(session_id)
 
 
@@ -41,8 +43,8 @@ def _is_alive(pid: int) -> bool:
 
 
 def _acquire_lease_blocking(lease: Path) -> None:
-    _make_dirs(lease.parent)
-    _write_temp(lease.parent, str(os.getpid()).encode("ascii")).replace(lease)
+    make_dirs(lease.parent)
+    write_temp(lease.parent, str(os.getpid()).encode("ascii")).replace(lease)
 
 
 def _release_lease_blocking(lease: Path) -> None:
@@ -52,15 +54,15 @@ def _release_lease_blocking(lease: Path) -> None:
 
 async def acquire_lease(*, session_id: str) -> None:
     """Mark the workspace as in use by this process, so cleanup leaves it alone."""
-    await asyncio.to_thread(_acquire_lease_blocking, _lease_path(session_id))
+    await asyncio.to_thread(_acquire_lease_blocking, lease_path(session_id))
 
 
 async def release_lease(*, session_id: str) -> None:
     """Drop this process's lease on the workspace (another process's lease is kept)."""
-    await asyncio.to_thread(_release_lease_blocking, _lease_path(session_id))
+    await asyncio.to_thread(_release_lease_blocking, lease_path(session_id))
 
 
 def is_leased(*, session_id: str) -> bool:
     """Whether a live process holds a lease on the workspace (synchronous)."""
-    holder = _lease_holder(_lease_path(session_id))
+    holder = _lease_holder(lease_path(session_id))
     return holder is not None and _is_alive(holder)

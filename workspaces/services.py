@@ -6,28 +6,24 @@ thread once per call, so a batch of files costs one hop, not one per file.
 Directories are created with mode 0700 and files with 0600, whatever the umask.
 
 Beside the workspaces, the root holds ``.leases/`` (:mod:`workspaces.leases`) and
-``.history/`` (:mod:`workspaces.history`); dot-names never collide with session ids.
+``.history/`` (:mod:`workspaces.undo_states`); dot-names never collide with session ids.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import os
-import stat
-import tempfile
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from django.conf import settings
 
-from workspaces.content import FileContent, decode_from_wire
+from workspaces.content import ClientContent, decode_from_wire
 from workspaces.exceptions import InvalidPath, PayloadTooLarge, WorkspaceNotFound, short_repr
+from workspaces.files import make_dirs, read_regular, write_temp
 from workspaces.paths import (
-    TEMP_PREFIX,
-    TEMP_SUFFIX,
     path_problem,
     resolve_inside,
     validate_session_id,
@@ -35,10 +31,8 @@ from workspaces.paths import (
 from workspaces.snapshots import FileState, Snapshot
 from workspaces.trees import remove_tree
 
-DIR_MODE = 0o700
-FILE_MODE = 0o600
 LEASES_DIR = ".leases"
-HISTORY_DIR = ".history"  # undo states, see workspaces.history
+HISTORY_DIR = ".history"  # undo states, see workspaces.undo_states
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,66 +58,6 @@ def path_for(session_id: str) -> Path:
 
 
 # --- Blocking helpers (run in a thread) -------------------------------------------
-
-
-def _make_dirs(path: Path) -> list[Path]:
-    """Create ``path`` and its missing parents with mode 0700; return those created."""
-    missing: list[Path] = []
-    current = path
-    while not current.exists():
-        missing.append(current)
-        current = current.parent
-    created: list[Path] = []
-    for directory in reversed(missing):
-        try:
-            directory.mkdir(mode=DIR_MODE)
-        except FileExistsError:  # created concurrently: not ours to chmod or roll back
-            continue
-        directory.chmod(DIR_MODE)  # mkdir's mode is filtered through the umask
-        created.append(directory)
-    return created
-
-
-def _write_temp(directory: Path, data: bytes) -> Path:
-    """Write ``data`` to a new 0600 temp file in ``directory`` and return its path."""
-    fd, name = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=TEMP_SUFFIX, dir=directory)
-    temp = Path(name)
-    try:
-        with os.fdopen(fd, "wb") as file:
-            os.fchmod(file.fileno(), FILE_MODE)
-            file.write(data)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
-    return temp
-
-
-def _read_regular(path: Path | str, *, limit: int | None = None) -> bytes | None:
-    """The bytes of the regular file at ``path`` (never via a final symlink).
-
-    ``None`` if it is missing, a symlink or not a regular file. Above ``limit``
-    bytes, raises :class:`PayloadTooLarge` before reading.
-    """
-    try:  # O_NONBLOCK: opening a FIFO the agent left behind must not hang the thread
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-    except (FileNotFoundError, NotADirectoryError):
-        return None
-    except OSError as exc:
-        if exc.errno == errno.ELOOP:  # the final component is a symlink
-            return None
-        raise
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            return None
-        if limit is not None and info.st_size > limit:
-            raise PayloadTooLarge("file size in bytes", limit, info.st_size)
-        chunks = []
-        while chunk := os.read(fd, 1 << 20):
-            chunks.append(chunk)
-        return b"".join(chunks)
-    finally:
-        os.close(fd)
 
 
 def _walk(root: Path) -> Iterator[tuple[str, str]]:
@@ -159,7 +93,7 @@ def _require_workspace(root: Path, session_id: str) -> None:
 
 
 def _plan_sync(
-    root: Path, files: Mapping[str, FileContent], limits: _Limits
+    root: Path, files: Mapping[str, ClientContent], limits: _Limits
 ) -> list[tuple[Path, bytes]]:
     """Check every path, content and limit; return ``(target, bytes)`` to write."""
     if len(files) > limits.max_files:
@@ -192,7 +126,7 @@ def _plan_sync(
     return [(target, data) for target, (_, data) in plan.items()]
 
 
-def _sync_in_blocking(root: Path, files: Mapping[str, FileContent], limits: _Limits) -> None:
+def _sync_in_blocking(root: Path, files: Mapping[str, ClientContent], limits: _Limits) -> None:
     """Validate the whole batch, then write it (see :func:`_write_all`)."""
     _write_all(root, _plan_sync(root, files, limits))
 
@@ -206,10 +140,10 @@ def _write_all(root: Path, plan: list[tuple[Path, bytes]]) -> None:
     created: list[Path] = []
     staged: list[tuple[Path, Path]] = []
     try:
-        created += _make_dirs(root)
+        created += make_dirs(root)
         for target, data in plan:
-            created += _make_dirs(target.parent)
-            staged.append((_write_temp(target.parent, data), target))
+            created += make_dirs(target.parent)
+            staged.append((write_temp(target.parent, data), target))
     except BaseException:
         for temp, _ in staged:
             temp.unlink(missing_ok=True)
@@ -232,7 +166,7 @@ def _snapshot_blocking(root: Path, session_id: str) -> Snapshot:
     _require_workspace(root, session_id)
     snapshot: Snapshot = {}
     for rel, absolute in _walk(root):
-        content = _read_regular(absolute)
+        content = read_regular(absolute)
         if content is not None:  # None: it vanished or changed type since the listing
             snapshot[rel] = FileState.of(content)
     return snapshot
@@ -249,7 +183,7 @@ def _read_files_blocking(
     _require_workspace(root, session_id)
     result: dict[str, bytes] = {}
     for rel in paths:
-        content = _read_regular(resolve_inside(root, rel), limit=limit)
+        content = read_regular(resolve_inside(root, rel), limit=limit)
         if content is None:
             raise InvalidPath(rel, "no such file")
         result[rel] = content
@@ -262,7 +196,7 @@ def _read_files_blocking(
 async def create(*, session_id: str) -> Path:
     """Create the workspace of ``session_id`` if missing and return its directory."""
     root = path_for(session_id)
-    await asyncio.to_thread(_make_dirs, root)
+    await asyncio.to_thread(make_dirs, root)
     return root
 
 
@@ -282,7 +216,7 @@ async def list_files(*, session_id: str) -> list[str]:
     return await asyncio.to_thread(_list_files_blocking, root, session_id)
 
 
-async def sync_in(*, session_id: str, files: Mapping[str, FileContent]) -> list[str]:
+async def sync_in(*, session_id: str, files: Mapping[str, ClientContent]) -> list[str]:
     """Write ``files`` (relative path to content) into the workspace, all or nothing.
 
     Every path, content and limit is checked before the first byte is written;
@@ -313,7 +247,7 @@ async def apply_changes(
 
 
 @dataclass(frozen=True, slots=True)
-class Conflict:
+class SyncConflict:
     """A file both sides changed: the server's version and the one the client sent."""
 
     path: str
@@ -322,25 +256,25 @@ class Conflict:
 
 
 def _conflicts_blocking(
-    root: Path, files: Mapping[str, FileContent], base_hashes: Mapping[str, str]
-) -> list[Conflict]:
+    root: Path, files: Mapping[str, ClientContent], base_hashes: Mapping[str, str]
+) -> list[SyncConflict]:
     conflicts = []
     for rel, content in files.items():
         base = base_hashes.get(rel)
         if base is None or not root.is_dir():
             continue
-        current = _read_regular(resolve_inside(root, rel))
+        current = read_regular(resolve_inside(root, rel))
         if current is None or FileState.of(current).sha256 == base:
             continue  # gone on the server, or unchanged since the client's version
         sent = decode_from_wire(rel, content)
         if sent != current:
-            conflicts.append(Conflict(rel, server=current, client=sent))
+            conflicts.append(SyncConflict(rel, server=current, client=sent))
     return conflicts
 
 
 async def sync_in_unless_conflicting(
-    *, session_id: str, files: Mapping[str, FileContent], base_hashes: Mapping[str, str]
-) -> list[Conflict]:
+    *, session_id: str, files: Mapping[str, ClientContent], base_hashes: Mapping[str, str]
+) -> list[SyncConflict]:
     """:func:`sync_in`, except files changed on the server since the client's version.
 
     ``base_hashes`` maps a path to the SHA-256 of the version the client's edit is

@@ -17,11 +17,10 @@ from typing import Any, Protocol
 from claude_agent_sdk import ClaudeSDKClient
 from django.conf import settings
 
-from chat import store
+from chat.agent.errors import error_for_result, model_error_for_exception
+from chat.agent.pool import SlotWaitAbandoned
 from chat.events import FileTouched, TurnEnded, TurnTranslator
 from chat.exceptions import InternalError
-from chat.outcomes import error_for_result, model_error_for_exception
-from chat.pool import SlotWaitAbandoned
 from chat.protocol import (
     CompleteFrame,
     Conflict,
@@ -33,6 +32,7 @@ from chat.protocol import (
     file_content,
     file_contents,
 )
+from chat.session import store
 from workspaces import services as workspaces
 from workspaces.exceptions import WorkspaceError
 from workspaces.snapshots import FileState, Snapshot, diff_snapshots
@@ -62,7 +62,7 @@ class TurnHost(Protocol):
     async def connected_client(self, *, give_up: Callable[[], bool]) -> ClaudeSDKClient:
         """The session's client, started if needed (``give_up`` ends a wait for a slot)."""
 
-    async def close_client(self) -> None:
+    async def close_agent(self) -> None:
         """Close the session's CLI."""
 
     async def halt_agent(self, pump: asyncio.Task[TurnEnded | None]) -> None:
@@ -100,7 +100,7 @@ class TurnRun:
         if outcome == "done":
             ended = pump.result()  # re-raises what the agent raised
             if ended is None:
-                await self.host.close_client()
+                await self.host.close_agent()
                 return error_frame_for(InternalError("The agent ended the turn without a result."))
         else:
             ended = _result_if_any(pump)

@@ -10,8 +10,8 @@ from django.conf import settings
 
 from chat.exceptions import ServerBusy
 from chat.protocol import InitFrame
-from chat.sessions import SessionRunner
-from chat.stream import Send
+from chat.session.event_stream import Send
+from chat.session.runner import SessionRunner
 
 logger = logging.getLogger("dashboard_ai.chat")
 

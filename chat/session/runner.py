@@ -1,4 +1,4 @@
-"""Live chat sessions: one runner per session, owning its Claude agent.
+"""Live chat sessions: one runner per session, owning its Claude options.
 
 A :class:`SessionRunner` is one asyncio task that owns the session's
 ``ClaudeSDKClient`` (the SDK forbids using a client across tasks), takes turns from a
@@ -20,8 +20,10 @@ from typing import Any, Protocol
 from claude_agent_sdk import ClaudeSDKClient, ClaudeSDKError
 from django.conf import settings
 
-from chat import agent, store
-from chat.agent_process import AgentProcess
+from chat.agent import options
+from chat.agent.errors import model_error_for_exception
+from chat.agent.pool import pool
+from chat.agent.process import AgentProcess
 from chat.events import TurnEnded, TurnTranslator
 from chat.exceptions import (
     ChatError,
@@ -30,8 +32,6 @@ from chat.exceptions import (
     ModelNotConfigured,
     SessionBusy,
 )
-from chat.outcomes import model_error_for_exception
-from chat.pool import pool
 from chat.protocol import (
     Conflict,
     ErrorFrame,
@@ -45,10 +45,11 @@ from chat.protocol import (
     file_content,
     file_contents,
 )
-from chat.store import UndoPlan
-from chat.stream import EventStream, Send
-from chat.turns import Turn, TurnRun
-from workspaces import history, leases
+from chat.session import store
+from chat.session.event_stream import EventStream, Send
+from chat.session.store import UndoPlan
+from chat.session.turn import Turn, TurnRun
+from workspaces import leases, undo_states
 from workspaces import services as workspaces
 from workspaces.exceptions import WorkspaceError
 from workspaces.snapshots import Snapshot
@@ -165,7 +166,7 @@ class SessionRunner:
                 return
         if self.busy:
             raise self._busy_error("stop it first, or wait for it to end")
-        if not agent.model_configured():
+        if not options.model_configured():
             raise ModelNotConfigured(
                 "The server has no model API key configured (ANTHROPIC_API_KEY)."
             )
@@ -198,7 +199,7 @@ class SessionRunner:
             raise self._busy_error("undo when it has ended")
         self.claim = UNDO  # before the first await: a message now is busy
         try:
-            kept = await history.state_ids(session_id=self.session_id)
+            kept = await undo_states.state_ids(session_id=self.session_id)
             plan = await store.plan_undo(self.session_id, frame.turns, kept)
         except BaseException:
             self.claim = None
@@ -300,11 +301,11 @@ class SessionRunner:
                         self.closed = True  # checked and set with no await between
                         break
                     logger.info("closing idle agent", extra={"sessionId": self.session_id})
-                    await self.close_client()
+                    await self.close_agent()
                     continue
                 if isinstance(command, _CloseAgent):
                     if self.turn is None:
-                        await self.close_client()
+                        await self.close_agent()
                     continue
                 if isinstance(command, _Wake):
                     continue
@@ -319,7 +320,7 @@ class SessionRunner:
         finally:
             self.closed = True
             try:
-                await self.close_client()
+                await self.close_agent()
                 await leases.release_lease(session_id=self.session_id)
             finally:
                 # Only now may a new runner for this session start: it would otherwise
@@ -345,24 +346,28 @@ class SessionRunner:
             logger.warning(
                 "agent failed", extra={"sessionId": self.session_id, "error": type(exc).__name__}
             )
-            await self.close_client()
+            await self.close_agent()
             terminal = error_frame_for(model_error_for_exception(exc))
         except Exception:
             logger.exception("turn failed", extra={"sessionId": self.session_id})
-            await self.close_client()
+            await self.close_agent()
             terminal = error_frame_for(InternalError("Internal server error."))
         await self._finish(turn, terminal)
 
     async def _keep_state(self, turn: Turn, before: Snapshot) -> None:
         """Keep the workspace as it was before the turn, for undo, and record the turn."""
-        await history.save_state(session_id=self.session_id, state_id=turn.state_id, files=before)
+        await undo_states.save_state(
+            session_id=self.session_id, state_id=turn.state_id, files=before
+        )
         await store.start_turn(self.session_id, turn.state_id)
 
     async def _undo(self, plan: UndoPlan) -> None:
         """Restore the files and rewind the conversation; every socket gets ``undone``."""
         try:
-            await self.close_client()  # its conversation is about to change under it
-            change = await history.restore_state(session_id=self.session_id, state_id=plan.state_id)
+            await self.close_agent()  # its conversation is about to change under it
+            change = await undo_states.restore_state(
+                session_id=self.session_id, state_id=plan.state_id
+            )
             count = await store.apply_undo(self.session_id, plan)
             frame: ServerFrame = UndoneFrame(
                 files=file_contents(change.written),
@@ -433,7 +438,7 @@ class SessionRunner:
         pool.touch(self)
         return self._agent.client
 
-    async def close_client(self) -> None:
+    async def close_agent(self) -> None:
         """Close the session's CLI, if one runs; the next turn starts and resumes another."""
         agent_process, self._agent = self._agent, None
         if agent_process is not None:

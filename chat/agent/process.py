@@ -14,9 +14,9 @@ from pathlib import Path
 from claude_agent_sdk import ClaudeSDKClient, ClaudeSDKError
 from django.conf import settings
 
-from chat import agent
-from chat.pool import AgentHolder, pool
-from chat.processes import kill_process_group
+from chat.agent import options
+from chat.agent.pool import AgentHolder, pool
+from chat.agent.process_group import kill_process_group
 
 logger = logging.getLogger("dashboard_ai.chat")
 
@@ -27,7 +27,7 @@ class AgentProcess:
     def __init__(self, holder: AgentHolder, client: ClaudeSDKClient) -> None:
         self.holder = holder
         self.client = client
-        self._pidfile = agent.paths_for(holder.session_id).pidfile
+        self._pidfile = options.paths_for(holder.session_id).pidfile
 
     @classmethod
     async def start(
@@ -40,11 +40,11 @@ class AgentProcess:
         give_up: Callable[[], bool],
     ) -> AgentProcess:
         """Take a pool slot (see :meth:`AgentPool.acquire`) and start the CLI."""
-        options = agent.build_options(
+        agent_options = options.build_options(
             session_id=holder.session_id, workspace=workspace, resume=resume, resume_at=resume_at
         )
         await pool.acquire(holder, give_up=give_up)
-        client = ClaudeSDKClient(options)
+        client = ClaudeSDKClient(agent_options)
         try:
             await client.connect()
         except BaseException:

@@ -9,7 +9,7 @@ from typing import Any
 from django.conf import settings
 
 from chat.protocol import ServerFrame
-from chat.replay import EventLog
+from chat.session.event_log import EventLog
 
 logger = logging.getLogger("dashboard_ai.chat")
 

@@ -46,7 +46,7 @@ def tool_problem(workspace: Path, tool: str, tool_input: dict[str, Any]) -> str 
 
     Besides the paths, a Write or Edit must leave its file within
     ``WORKSPACE_MAX_FILE_BYTES``: the most the server accepts for one file, and what
-    the SDK's line buffer is sized from (``chat.agent``). Reads the file an Edit
+    the SDK's line buffer is sized from (``chat.agent.options``). Reads the file an Edit
     changes, so call it off the event loop.
     """
     if tool not in ALLOWED_TOOLS:

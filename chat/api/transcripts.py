@@ -1,7 +1,7 @@
 """Sessions over HTTP: their facts, their conversation, their removal.
 
 The conversation is read back from the transcript the CLI keeps in the session's own
-config directory (``chat.agent.paths_for(id).config_dir``), at
+config directory (``chat.agent.options.paths_for(id).config_dir``), at
 ``<config dir>/projects/<project key of the workspace>/<SDK session id>.jsonl``. The
 SDK's own reader builds the conversation chain from it; its ``get_session_messages``
 would look under ``CLAUDE_CONFIG_DIR`` of this process's environment, so the file is
@@ -35,14 +35,14 @@ from claude_agent_sdk import (
 # The SDK's parser of CLI messages; not re-exported, but the SDK version is pinned.
 from claude_agent_sdk._internal.message_parser import parse_message
 
-from chat import agent
+from chat.agent import options
 from chat.events import TurnTranslator
 from chat.exceptions import ChatError
 from chat.models import ChatSession
 from chat.protocol import ToolResultFrame, ToolStartFrame, WireModel
-from chat.registry import registry
-from workspaces import history as workspace_history
+from chat.session.registry import registry
 from workspaces import services as workspaces
+from workspaces import undo_states
 from workspaces.exceptions import WorkspaceNotFound
 from workspaces.paths import validate_session_id
 from workspaces.trees import remove_tree
@@ -134,7 +134,7 @@ async def session_history(*, session_id: str) -> SessionHistory:
     if record.sdk_session_id:
         # The optional SessionStore methods are inherited as "absent" markers, as the SDK
         # documents; mypy counts those protocol stubs as abstract.
-        projects = agent.paths_for(session_id).config_dir / "projects"
+        projects = options.paths_for(session_id).config_dir / "projects"
         store = TranscriptFiles(projects)  # type: ignore[abstract]
         entries = await get_session_messages_from_store(
             store, record.sdk_session_id, directory=str(workspace)
@@ -309,8 +309,8 @@ async def delete_session(*, session_id: str) -> bool:
     validate_session_id(session_id)
     await registry.end_session(session_id)
     removed_workspace = await workspaces.delete(session_id=session_id)
-    await workspace_history.delete_history(session_id=session_id)
-    removed_config = await asyncio.to_thread(remove_tree, agent.paths_for(session_id).config_dir)
+    await undo_states.delete_history(session_id=session_id)
+    removed_config = await asyncio.to_thread(remove_tree, options.paths_for(session_id).config_dir)
     deleted_rows, _ = await ChatSession.objects.filter(session_id=session_id).adelete()
     existed = removed_workspace or removed_config or deleted_rows > 0
     if existed:

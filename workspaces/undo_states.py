@@ -19,8 +19,8 @@ from pathlib import Path
 
 from django.conf import settings
 
+from workspaces.files import FILE_MODE
 from workspaces.services import (
-    FILE_MODE,
     HISTORY_DIR,
     apply_changes,
     path_for,

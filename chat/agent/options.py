@@ -18,9 +18,9 @@ import claude_agent_sdk
 from claude_agent_sdk import ClaudeAgentOptions
 from django.conf import settings
 
-from chat.guard import ALLOWED_TOOLS, tool_gate
+from chat.agent.gate import ALLOWED_TOOLS, tool_gate
 
-LAUNCHER = Path(__file__).with_name("claude_launcher.sh")
+LAUNCHER = Path(__file__).with_name("launcher.sh")
 BUNDLED_CLI = Path(claude_agent_sdk.__file__).parent / "_bundled" / "claude"
 
 # The only variables the CLI process keeps (see claude_launcher.sh).

@@ -38,7 +38,7 @@ from typing import Any
 
 from django.conf import settings
 
-from chat.registry import registry
+from chat.session.registry import registry
 
 logger = logging.getLogger("dashboard_ai.shutdown")
 

@@ -1,7 +1,7 @@
 """The sessions HTTP API (docs/protocol.md, "HTTP sessions API"): thin async views.
 
 Each view checks the method and the token, then calls one service of
-:mod:`chat.history`. Errors are JSON ``{"code", "message"}`` with a stable code;
+:mod:`chat.api.transcripts`. Errors are JSON ``{"code", "message"}`` with a stable code;
 an unexpected failure is ``INTERNAL``, with its traceback in the server log only.
 CORS comes from the ``corsheaders`` middleware, as for ``/health``. The views are
 CSRF exempt: they authenticate by token, never by cookie.
@@ -10,14 +10,15 @@ CSRF exempt: they authenticate by token, never by cookie.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine
 from functools import wraps
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from chat import history
+from chat.api import transcripts
+from chat.api.errors import error_response, method_not_allowed
 from chat.auth import request_presents_token
 from chat.exceptions import ChatError, Unauthorized
 from workspaces.exceptions import InvalidSessionId, WorkspaceError
@@ -30,24 +31,8 @@ View = Callable[[HttpRequest, str], Coroutine[Any, Any, HttpResponse]]
 #: The HTTP status of each error a view may raise; anything else is a 500.
 STATUS_BY_ERROR: dict[type[Exception], int] = {
     InvalidSessionId: 400,
-    history.SessionNotFound: 404,
+    transcripts.SessionNotFound: 404,
 }
-
-
-def error_response(*, status: int, code: str, message: str) -> JsonResponse:
-    """The JSON body of every API error."""
-    return JsonResponse({"code": code, "message": message}, status=status)
-
-
-def method_not_allowed(methods: Sequence[str]) -> JsonResponse:
-    """The 405 of an address that answers only ``methods`` (listed in ``Allow``)."""
-    response = error_response(
-        status=405,
-        code="METHOD_NOT_ALLOWED",
-        message=f"Use {' or '.join(methods)} on this address.",
-    )
-    response["Allow"] = ", ".join(methods)
-    return response
 
 
 def api_view(*methods: str) -> Callable[[View], View]:
@@ -94,15 +79,15 @@ async def _answer(
 async def session(request: HttpRequest, session_id: str) -> HttpResponse:
     """``GET``: the session's totals and files. ``DELETE``: remove everything of it."""
     if request.method == "DELETE":
-        if not await history.delete_session(session_id=session_id):
-            raise history.SessionNotFound(session_id)
+        if not await transcripts.delete_session(session_id=session_id):
+            raise transcripts.SessionNotFound(session_id)
         return HttpResponse(status=204)
-    summary = await history.session_summary(session_id=session_id)
+    summary = await transcripts.session_summary(session_id=session_id)
     return JsonResponse(summary.model_dump(mode="json", by_alias=True))
 
 
 @api_view("GET")
 async def session_messages(request: HttpRequest, session_id: str) -> HttpResponse:
     """The session's conversation, for a reloaded page to draw."""
-    found = await history.session_history(session_id=session_id)
+    found = await transcripts.session_history(session_id=session_id)
     return JsonResponse(found.model_dump(mode="json", by_alias=True))

@@ -1,0 +1,1 @@
+"""The HTTP side: the sessions API, its transcripts, ``/health`` and the JSON error answers."""
