@@ -22,14 +22,20 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import claude_agent_sdk._internal.client as sdk_client
 import claude_agent_sdk._internal.message_parser as sdk_parser
-from claude_agent_sdk import ClaudeAgentOptions, ClaudeSDKClient, StreamEvent, query
+from claude_agent_sdk import ClaudeAgentOptions, ClaudeSDKClient, StreamEvent
 
 from scripted_model.server import ScriptedModelServer
 
 DATA = Path(__file__).resolve().parents[1] / "data"
-SCRIPTS = ("write_app", "read_then_edit", "overloaded_then_ok", "read_etc_passwd", "long_text")
+SCRIPTS = (
+    "write_app",
+    "read_then_edit",
+    "overloaded_then_ok",
+    "read_etc_passwd",
+    "long_text",
+    "overloaded_529",
+)
 #: Recorded by :func:`record_interrupted`, not by a plain scripted turn.
 INTERRUPTED = ("interrupt_tail",)
 
@@ -38,7 +44,7 @@ Raw = list[dict[str, Any]]
 
 @contextmanager
 def recording_parser() -> Iterator[Raw]:
-    """Every raw message the SDK parses meanwhile (``query()`` and ``ClaudeSDKClient``)."""
+    """Every raw message the SDK parses meanwhile."""
     raw: Raw = []
     original = sdk_parser.parse_message
 
@@ -46,11 +52,11 @@ def recording_parser() -> Iterator[Raw]:
         raw.append(data)
         return original(data)
 
-    sdk_client.parse_message = sdk_parser.parse_message = recording
+    sdk_parser.parse_message = recording
     try:
         yield raw
     finally:
-        sdk_client.parse_message = sdk_parser.parse_message = original
+        sdk_parser.parse_message = original
 
 
 @contextmanager
@@ -86,8 +92,10 @@ def agent_options(server: ScriptedModelServer) -> Iterator[tuple[ClaudeAgentOpti
 async def record(script: str, server: ScriptedModelServer) -> Raw:
     """The messages of one turn playing ``script``."""
     with agent_options(server) as (options, scrub), recording_parser() as raw:
-        async for _ in query(prompt=f"[script:{script}]", options=options):
-            pass
+        async with ClaudeSDKClient(options) as client:  # as the app runs it, no print mode
+            await client.query(f"[script:{script}]")
+            async for _ in client.receive_response():
+                pass
         return scrub(raw)
 
 
