@@ -13,12 +13,18 @@ class ChatConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        """Create the process's runtime; arrange for the graceful SIGTERM handler."""
+        # Imported here: the runtime's modules need the app registry ready.
+        from chat.runtime import get_runtime
+
+        get_runtime()
         # Under runserver's autoreloader the server runs in a thread; the graceful
         # SIGTERM handler goes on the main thread when the reloader starts there.
         autoreload_started.connect(_install_shutdown, dispatch_uid="chat.shutdown")
 
 
 def _install_shutdown(sender: object, **kwargs: Any) -> None:
-    from chat.session import shutdown  # the registry it imports needs the app registry ready
+    from chat.runtime import get_runtime
+    from chat.session import shutdown
 
-    shutdown.install()
+    shutdown.install(get_runtime())

@@ -14,7 +14,6 @@ from typing import Any
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
-from chat import limits
 from chat.auth import SUBPROTOCOL, presents_token
 from chat.exceptions import (
     ChatError,
@@ -25,7 +24,6 @@ from chat.exceptions import (
     ServerBusy,
     Unauthorized,
 )
-from chat.frame_parser import frame_parser
 from chat.limits import TokenBucket
 from chat.protocol import (
     ClientFrame,
@@ -36,9 +34,8 @@ from chat.protocol import (
     UndoFrame,
     error_frame_for,
 )
+from chat.runtime import Runtime, get_runtime
 from chat.send_buffer import SendBuffer, attach_send_buffer
-from chat.session import shutdown
-from chat.session.registry import registry
 from chat.session.runner import SessionRunner
 from workspaces.exceptions import WorkspaceError
 
@@ -62,6 +59,7 @@ class ChatConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
     """Speaks the chat protocol of docs/protocol.md on one socket."""
 
     async def connect(self) -> None:
+        self.runtime: Runtime = get_runtime()
         self.opened_at = time.monotonic()
         self.runners: dict[str, SessionRunner] = {}
         self.rate = TokenBucket(settings.CHAT_RATE_PER_SECOND, settings.CHAT_RATE_BURST)
@@ -75,11 +73,11 @@ class ChatConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
         if not presents_token(self.scope):
             await self.refuse(Unauthorized("This server needs a valid token."), CLOSE_UNAUTHORIZED)
             return
-        if not limits.sockets.open(self.client_address, settings.MAX_SOCKETS_PER_CLIENT):
+        if not self.runtime.per_client.open(self.client_address, settings.MAX_SOCKETS_PER_CLIENT):
             await self.refuse(ServerBusy("Too many connections from this address."), CLOSE_BUSY)
             return
         self.counted = True
-        shutdown.track_socket(self.close_with)
+        self.runtime.sockets.track(self.close_with)
         logger.info("websocket connected", extra=self._who())
 
     async def refuse(self, exc: ChatError, close_code: int) -> None:
@@ -91,8 +89,8 @@ class ChatConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
     async def disconnect(self, code: int) -> None:
         if not self.counted:
             return
-        limits.sockets.close(self.client_address)
-        shutdown.forget_socket(self.close_with)
+        self.runtime.per_client.close(self.client_address)
+        self.runtime.sockets.forget(self.close_with)
         for runner in self.runners.values():
             runner.leave(self.send_frame)
         self.runners.clear()
@@ -119,7 +117,7 @@ class ChatConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
                 raise FrameTooLarge(
                     f"The frame is larger than {settings.CHAT_MAX_FRAME_BYTES} bytes."
                 )
-            frame = await frame_parser.parse(text_data, FrameLimits.from_settings())
+            frame = await self.runtime.frames.parse(text_data, FrameLimits.from_settings())
             await self.dispatch_frame(frame)
         except (ChatError, WorkspaceError) as exc:
             await self.send_error(exc, frame)
@@ -130,7 +128,7 @@ class ChatConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
     async def dispatch_frame(self, frame: ClientFrame) -> None:
         """Hand one validated frame to the session it names."""
         if isinstance(frame, InitFrame):
-            self.runners[frame.session_id] = await registry.open(
+            self.runners[frame.session_id] = await self.runtime.sessions.open(
                 frame.session_id, self.send_frame, frame, client=self.client_address
             )
         elif isinstance(frame, MessageFrame):
@@ -182,7 +180,7 @@ class ChatConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
             error = error.model_copy(update={"client_message_id": about.client_message_id})
         runner = self.runners.get(about.session_id) if about else None
         if runner is not None:
-            await self.send_frame(runner.stream.stamp(error))
+            await self.send_frame(runner.reply(error))
         else:
             session_id = about.session_id if about else None
             await self.send_frame(error.model_copy(update={"session_id": session_id}).to_wire())

@@ -115,6 +115,3 @@ class FrameParser:
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = None
-
-
-frame_parser = FrameParser()

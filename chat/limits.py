@@ -48,6 +48,3 @@ class SocketCounter:
         self._open[client] -= 1
         if self._open[client] <= 0:
             del self._open[client]
-
-
-sockets = SocketCounter()

@@ -18,6 +18,7 @@ from django.core.management import call_command  # noqa: E402
 
 from chat.agent.options import model_configured  # noqa: E402
 from chat.routing import websocket_urlpatterns  # noqa: E402
+from chat.runtime import get_runtime  # noqa: E402
 from chat.session import shutdown  # noqa: E402
 from dashboard_ai.handshake import AllowedHostValidator, BrowserOriginValidator  # noqa: E402
 
@@ -43,4 +44,4 @@ application = ProtocolTypeRouter(
 
 # Where a server process starts: the graceful SIGTERM handler (a no-op off the main
 # thread, as under runserver's autoreloader; chat.apps covers that case).
-shutdown.install()
+shutdown.install(get_runtime())

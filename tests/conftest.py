@@ -22,3 +22,12 @@ def scripted_model_session():
     """One scripted model server for the whole run; pick scripts with ``[script:NAME]``."""
     with ScriptedModelServer(script="demo") as server:
         yield server
+
+
+@pytest.fixture(autouse=True)
+def fresh_runtime():
+    """Each test starts with a runtime of its own: no live session, CLI slot or socket."""
+    from chat.runtime import reset_runtime
+
+    yield reset_runtime()
+    reset_runtime()

@@ -47,7 +47,7 @@ from pydantic.alias_generators import to_camel
 from chat.consumers import ChatConsumer
 from chat.exceptions import ChatError
 from chat.protocol import CLIENT_FRAMES
-from chat.session.registry import registry
+from chat.runtime import get_runtime
 from scripted_model.server import ScriptedModelServer
 from workspaces.exceptions import WorkspaceError
 
@@ -1108,7 +1108,7 @@ async def end_sessions(socket: WebsocketCommunicator, state: SocketState) -> Non
     await socket.disconnect()
     for session_id in sorted(state.opened | {FINAL_ID, *NEVER_IDS, *SCRATCH_IDS}):
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(registry.end_session(session_id), timeout=20)
+            await asyncio.wait_for(get_runtime().sessions.end_session(session_id), timeout=20)
 
 
 @pytest.fixture

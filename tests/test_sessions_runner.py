@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from claude_agent_sdk import ClaudeSDKClient
 
-from chat.session.registry import SessionRegistry
+from chat.runtime import Runtime
 from chat.session.runner import SessionRunner
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(30)]
@@ -21,9 +22,11 @@ async def test_close_is_not_lost_when_a_socket_leaves_at_the_same_moment(
 ) -> None:
     settings.WORKSPACE_ROOT = tmp_path
     settings.AGENT_IDLE_SECONDS = 300
-    registry = SessionRegistry()
+    runtime = Runtime.create()
     for _ in range(20):
-        runner = SessionRunner("race1", registry)
+        runner = SessionRunner(
+            "race1", runtime.sessions, agents=runtime.agents, make_client=ClaudeSDKClient
+        )
         await asyncio.sleep(0.01)  # the owner task is now waiting for a command
 
         runner.leave(send_nowhere)  # a command arrives...

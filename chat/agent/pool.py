@@ -10,9 +10,7 @@ agent is idle, the caller waits up to ``AGENT_SLOT_WAIT_SECONDS`` and then gets
 from __future__ import annotations
 
 import asyncio
-import time
 from collections import OrderedDict
-from collections.abc import Callable
 from typing import Protocol
 
 from django.conf import settings
@@ -42,24 +40,26 @@ class AgentPool:
 
     def __init__(self) -> None:
         self._holders: OrderedDict[str, AgentHolder] = OrderedDict()
+        # Set (and replaced) whenever a slot is given back: what a waiter waits for.
+        self._released = asyncio.Event()
 
     @property
     def live(self) -> int:
         """How many CLI processes hold a slot."""
         return len(self._holders)
 
-    async def acquire(
-        self, holder: AgentHolder, *, give_up: Callable[[], bool] = lambda: False
-    ) -> None:
+    async def acquire(self, holder: AgentHolder, *, stop: asyncio.Event | None = None) -> None:
         """Take a slot for ``holder``, making room or waiting; :class:`ServerBusy` if none.
 
-        While it waits, ``give_up()`` is asked each time round: when it says yes (the
-        turn was stopped), :class:`SlotWaitAbandoned` ends the wait.
+        While every slot is taken, the least recently used idle holder not asked yet
+        is asked to close its CLI, and the caller waits for a slot to be given back.
+        ``stop`` (the turn's stop request) ends the wait with :class:`SlotWaitAbandoned`.
         """
-        deadline = time.monotonic() + settings.AGENT_SLOT_WAIT_SECONDS
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + settings.AGENT_SLOT_WAIT_SECONDS
         asked: set[str] = set()
         while len(self._holders) >= settings.MAX_LIVE_AGENTS:
-            if give_up():
+            if stop is not None and stop.is_set():
                 raise SlotWaitAbandoned
             idle = next(
                 (h for h in self._holders.values() if not h.busy and h.session_id not in asked),
@@ -68,10 +68,21 @@ class AgentPool:
             if idle is not None:
                 asked.add(idle.session_id)
                 idle.close_agent_soon()
-            elif time.monotonic() >= deadline:
+            elif loop.time() >= deadline:
                 raise ServerBusy("Every agent is busy right now; try again in a moment.")
-            await asyncio.sleep(0.05)
+            await self._wait_for_release(stop, timeout=deadline - loop.time())
         self._holders[holder.session_id] = holder
+
+    async def _wait_for_release(self, stop: asyncio.Event | None, *, timeout: float) -> None:
+        """Until a slot is given back, ``stop`` is set, or ``timeout`` seconds pass."""
+        waits = {asyncio.ensure_future(self._released.wait())}
+        if stop is not None:
+            waits.add(asyncio.ensure_future(stop.wait()))
+        try:
+            await asyncio.wait(waits, timeout=max(timeout, 0), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for wait in waits:
+                wait.cancel()
 
     def touch(self, holder: AgentHolder) -> None:
         """``holder`` just used its agent: it is the last to be asked to close."""
@@ -79,9 +90,8 @@ class AgentPool:
             self._holders.move_to_end(holder.session_id)
 
     def release(self, holder: AgentHolder) -> None:
-        """``holder``'s CLI has closed."""
+        """``holder``'s CLI has closed: its slot goes to a waiter, if any."""
         if self._holders.get(holder.session_id) is holder:
             del self._holders[holder.session_id]
-
-
-pool = AgentPool()
+            released, self._released = self._released, asyncio.Event()
+            released.set()

@@ -11,22 +11,27 @@ import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from claude_agent_sdk import ClaudeSDKClient, ClaudeSDKError
+from claude_agent_sdk import ClaudeAgentOptions, ClaudeSDKClient, ClaudeSDKError
 from django.conf import settings
 
 from chat.agent import options
-from chat.agent.pool import AgentHolder, pool
+from chat.agent.pool import AgentHolder, AgentPool
 from chat.agent.process_group import kill_process_group
 
 logger = logging.getLogger("dashboard_ai.chat")
+
+#: What makes a session's SDK client from its options: ``ClaudeSDKClient`` itself, or in
+#: tests a fake that replays streams recorded from the real CLI.
+ClientFactory = Callable[[ClaudeAgentOptions], ClaudeSDKClient]
 
 
 class AgentProcess:
     """A connected ``ClaudeSDKClient`` and the CLI process behind it."""
 
-    def __init__(self, holder: AgentHolder, client: ClaudeSDKClient) -> None:
+    def __init__(self, holder: AgentHolder, client: ClaudeSDKClient, pool: AgentPool) -> None:
         self.holder = holder
         self.client = client
+        self.pool = pool
         self._pidfile = options.paths_for(holder.session_id).pidfile
 
     @classmethod
@@ -37,20 +42,22 @@ class AgentProcess:
         workspace: Path,
         resume: str | None,
         resume_at: str | None,
-        give_up: Callable[[], bool],
+        pool: AgentPool,
+        make_client: ClientFactory,
+        stop: asyncio.Event | None = None,
     ) -> AgentProcess:
-        """Take a pool slot (see :meth:`AgentPool.acquire`) and start the CLI."""
+        """Take a slot of ``pool`` (see :meth:`AgentPool.acquire`) and start the CLI."""
         agent_options = options.build_options(
             session_id=holder.session_id, workspace=workspace, resume=resume, resume_at=resume_at
         )
-        await pool.acquire(holder, give_up=give_up)
-        client = ClaudeSDKClient(agent_options)
+        await pool.acquire(holder, stop=stop)
+        client = make_client(agent_options)
         try:
             await client.connect()
         except BaseException:
             pool.release(holder)
             raise
-        return cls(holder, client)
+        return cls(holder, client, pool)
 
     async def close(self) -> None:
         """Disconnect, make sure the process group is gone, give the slot back."""
@@ -90,4 +97,4 @@ class AgentProcess:
 
     def _kill(self) -> None:
         kill_process_group(self._pidfile)
-        pool.release(self.holder)
+        self.pool.release(self.holder)

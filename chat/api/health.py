@@ -11,7 +11,7 @@ from django.views.decorators.csrf import csrf_exempt
 import dashboard_ai
 from chat.agent import options
 from chat.api.errors import method_not_allowed
-from chat.session.registry import registry
+from chat.runtime import get_runtime
 from workspaces.checks import check_workspace_root
 
 STARTED = time.monotonic()
@@ -29,7 +29,7 @@ async def health(request: HttpRequest) -> JsonResponse:
             "status": "ok",
             "version": dashboard_ai.__version__,
             "uptimeSeconds": round(time.monotonic() - STARTED, 1),
-            "activeSessions": registry.active,
+            "activeSessions": get_runtime().sessions.active,
             "workspaceRootWritable": not problems,
             "modelConfigured": options.model_configured(),
         }

@@ -21,6 +21,7 @@ from chat.api import transcripts
 from chat.api.errors import error_response, method_not_allowed
 from chat.auth import request_presents_token
 from chat.exceptions import ChatError, Unauthorized
+from chat.runtime import get_runtime
 from workspaces.exceptions import InvalidSessionId, WorkspaceError
 from workspaces.paths import validate_session_id
 
@@ -79,7 +80,8 @@ async def _answer(
 async def session(request: HttpRequest, session_id: str) -> HttpResponse:
     """``GET``: the session's totals and files. ``DELETE``: remove everything of it."""
     if request.method == "DELETE":
-        if not await transcripts.delete_session(session_id=session_id):
+        sessions = get_runtime().sessions
+        if not await transcripts.delete_session(sessions=sessions, session_id=session_id):
             raise transcripts.SessionNotFound(session_id)
         return HttpResponse(status=204)
     summary = await transcripts.session_summary(session_id=session_id)

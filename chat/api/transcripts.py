@@ -40,7 +40,7 @@ from chat.events import TurnTranslator
 from chat.exceptions import ChatError
 from chat.models import ChatSession
 from chat.protocol import ToolResultFrame, ToolStartFrame, WireModel
-from chat.session.registry import registry
+from chat.session.registry import SessionRegistry
 from workspaces import services as workspaces
 from workspaces import undo_states
 from workspaces.exceptions import WorkspaceNotFound
@@ -301,13 +301,14 @@ def _prompt_text(message: UserMessage) -> str | None:
 # --- Removing --------------------------------------------------------------------
 
 
-async def delete_session(*, session_id: str) -> bool:
-    """End the session's runner and remove its workspace, undo states, transcript and rows.
+async def delete_session(*, sessions: SessionRegistry, session_id: str) -> bool:
+    """End the session's runner (in ``sessions``); remove its workspace, undo states,
+    transcript and rows.
 
     Returns whether the session existed (a row, a workspace or a CLI config directory).
     """
     validate_session_id(session_id)
-    await registry.end_session(session_id)
+    await sessions.end_session(session_id)
     removed_workspace = await workspaces.delete(session_id=session_id)
     await undo_states.delete_history(session_id=session_id)
     removed_config = await asyncio.to_thread(remove_tree, options.paths_for(session_id).config_dir)

@@ -8,6 +8,8 @@ from collections import OrderedDict
 
 from django.conf import settings
 
+from chat.agent.pool import AgentPool
+from chat.agent.process import ClientFactory
 from chat.exceptions import ServerBusy
 from chat.protocol import InitFrame
 from chat.session.event_stream import Send
@@ -19,8 +21,10 @@ logger = logging.getLogger("dashboard_ai.chat")
 class SessionRegistry:
     """The live runners of this server process, by session id, least recently used first."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, agents: AgentPool, make_client: ClientFactory) -> None:
         self._runners: OrderedDict[str, SessionRunner] = OrderedDict()
+        self._agents = agents
+        self._make_client = make_client
 
     async def open(
         self, session_id: str, send: Send, frame: InitFrame, *, client: str
@@ -36,7 +40,13 @@ class SessionRegistry:
             if runner is None:
                 if await self._make_room(client):
                     continue  # a runner was released meanwhile: look again
-                runner = SessionRunner(session_id, self, opened_by=client)
+                runner = SessionRunner(
+                    session_id,
+                    self,
+                    agents=self._agents,
+                    make_client=self._make_client,
+                    opened_by=client,
+                )
                 self._runners[session_id] = runner
             if not runner.closed:
                 break
@@ -102,6 +112,3 @@ class SessionRegistry:
     def active(self) -> int:
         """How many sessions have a live runner."""
         return len(self._runners)
-
-
-registry = SessionRegistry()

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import PurePosixPath
 from typing import Any, Protocol
 
@@ -22,8 +22,8 @@ from django.conf import settings
 
 from chat.agent import options
 from chat.agent.errors import model_error_for_exception
-from chat.agent.pool import pool
-from chat.agent.process import AgentProcess
+from chat.agent.pool import AgentPool
+from chat.agent.process import AgentProcess, ClientFactory
 from chat.events import TurnEnded, TurnTranslator
 from chat.exceptions import (
     ChatError,
@@ -57,9 +57,22 @@ from workspaces.snapshots import Snapshot
 logger = logging.getLogger("dashboard_ai.chat")
 
 
-SYNC = "sync"
-UNDO = "undo"
-_CLAIMS = {SYNC: "Files are being written", UNDO: "An undo is running"}
+class RunnerState(Enum):
+    """Where a runner is in its life; every state but ``IDLE`` and ``CLOSED`` is busy."""
+
+    IDLE = "idle"  # open: a turn, an undo or a sync may start
+    SYNCING = "syncing"  # an init's files are being written
+    TURN = "turn"  # a turn is running (``SessionRunner.turn``)
+    UNDOING = "undoing"  # an undo is being planned or run
+    CLOSED = "closed"  # ended or ending: no socket may attach any more
+
+
+_BUSY_STATES = frozenset({RunnerState.SYNCING, RunnerState.TURN, RunnerState.UNDOING})
+_BUSY_WITH = {
+    RunnerState.SYNCING: "Files are being written",
+    RunnerState.TURN: "A turn is running",
+    RunnerState.UNDOING: "An undo is running",
+}
 
 
 class RunnerRegistry(Protocol):
@@ -87,17 +100,26 @@ class _CloseAgent:
 class SessionRunner:
     """The one task that owns a session's agent, plus the session's event stream."""
 
-    def __init__(self, session_id: str, registry: RunnerRegistry, *, opened_by: str = "") -> None:
+    def __init__(
+        self,
+        session_id: str,
+        registry: RunnerRegistry,
+        *,
+        agents: AgentPool,
+        make_client: ClientFactory,
+        opened_by: str = "",
+    ) -> None:
         self.session_id = session_id
         self.opened_by = opened_by  # the client address whose init started this runner
         self.workspace = workspaces.path_for(session_id)
         self.stream = EventStream(session_id)
-        self.turn: Turn | None = None
-        # What holds the session besides a turn: an undo, or a client's files being
-        # written by ``open``. Like a turn, it makes the session busy.
-        self.claim: str | None = None
-        self.closed = False
+        self.state = RunnerState.IDLE
+        self.turn: Turn | None = None  # the running turn, in state TURN
+        self._not_busy = asyncio.Event()
+        self._not_busy.set()
         self._registry = registry
+        self._agents = agents
+        self._make_client = make_client
         self._holds = 0  # sockets between registry lookup and attach: keep the runner
         self._commands: asyncio.Queue[Turn | _Undo | _Wake | _CloseAgent] = asyncio.Queue()
         self._agent: AgentProcess | None = None
@@ -123,13 +145,11 @@ class SessionRunner:
                 f"({self.stream.seq}); send init without lastSeq."
             )
         if frame.files:
-            if self.busy:
-                raise self._busy_error("files can be sent again when it ends")
-            self.claim = SYNC  # no await since the check: a message now is busy
+            self._claim(RunnerState.SYNCING, "files can be sent again when it ends")
             try:
                 conflicts = await self._sync(frame.files, frame.base_hashes)
             finally:
-                self.claim = None
+                self._release(RunnerState.SYNCING)
         else:
             conflicts = []
             await workspaces.create(session_id=self.session_id)
@@ -164,18 +184,17 @@ class SessionRunner:
             if outcome is not None:
                 await send(outcome)
                 return
-        if self.busy:
-            raise self._busy_error("stop it first, or wait for it to end")
-        if not options.model_configured():
+        if not self.busy and not options.model_configured():
             raise ModelNotConfigured(
                 "The server has no model API key configured (ANTHROPIC_API_KEY)."
             )
-        turn = Turn(message=frame.message, client_message_id=frame.client_message_id)
-        self.turn = turn  # claimed before the first await: a second message is busy
+        self._claim(RunnerState.TURN, "stop it first, or wait for it to end")
+        turn = self.turn = Turn(message=frame.message, client_message_id=frame.client_message_id)
         try:
             turn.conflicts = await self._sync(frame.files, frame.base_hashes)
         except BaseException:
             self.turn = None
+            self._release(RunnerState.TURN)
             raise
         self._commands.put_nowait(turn)
 
@@ -195,14 +214,12 @@ class SessionRunner:
 
     async def undo(self, frame: UndoFrame) -> None:
         """Queue an undo of the last ``frame.turns`` turns (answered with ``undone``)."""
-        if self.busy:
-            raise self._busy_error("undo when it has ended")
-        self.claim = UNDO  # before the first await: a message now is busy
+        self._claim(RunnerState.UNDOING, "undo when it has ended")
         try:
             kept = await undo_states.state_ids(session_id=self.session_id)
             plan = await store.plan_undo(self.session_id, frame.turns, kept)
         except BaseException:
-            self.claim = None
+            self._release(RunnerState.UNDOING)
             raise
         self._commands.put_nowait(_Undo(plan))
 
@@ -214,9 +231,8 @@ class SessionRunner:
         return True
 
     async def wait_idle(self) -> None:
-        """Return once no turn is running."""
-        while self.turn is not None:
-            await asyncio.sleep(0.05)
+        """Return once no turn, undo or sync is under way."""
+        await self._not_busy.wait()
 
     async def close(self) -> None:
         """End the runner now: the owner task closes the agent and releases the lease."""
@@ -230,11 +246,35 @@ class SessionRunner:
     @property
     def busy(self) -> bool:
         """Whether a turn, an undo or a sync of a client's files is under way."""
-        return self.turn is not None or self.claim is not None
+        return self.state in _BUSY_STATES
 
-    def _busy_error(self, advice: str) -> SessionBusy:
-        what = "A turn is running" if self.turn is not None else _CLAIMS[self.claim or UNDO]
-        return SessionBusy(f"{what} in this session; {advice}.")
+    @property
+    def closed(self) -> bool:
+        """Whether the runner has ended or is ending (see :meth:`wait_closed`)."""
+        return self.state is RunnerState.CLOSED
+
+    def _claim(self, state: RunnerState, advice: str) -> None:
+        """Enter a busy ``state`` from ``IDLE``, or refuse with :class:`SessionBusy`.
+
+        Called with no await before it in the caller's frame handling, so that two
+        frames can never both see the session free.
+        """
+        if self.state is not RunnerState.IDLE:
+            busy_with = _BUSY_WITH.get(self.state, "The session is closing")
+            raise SessionBusy(f"{busy_with} in this session; {advice}.")
+        self.state = state
+        self._not_busy.clear()
+
+    def _release(self, state: RunnerState) -> None:
+        """Leave the busy ``state`` (unless the runner closed meanwhile)."""
+        if self.state is state:
+            self.state = RunnerState.IDLE
+        self._not_busy.set()
+
+    def _close_now(self) -> None:
+        """Enter ``CLOSED``: checked and set with no await between, by the callers."""
+        self.state = RunnerState.CLOSED
+        self._not_busy.set()
 
     def close_agent_soon(self) -> None:
         """Ask the owner task to close the CLI when it is next free (for the agent pool)."""
@@ -262,7 +302,7 @@ class SessionRunner:
         """
         if self.closed or not self.unattended:
             return False
-        self.closed = True
+        self._close_now()
         self._task.cancel()
         return True
 
@@ -272,6 +312,10 @@ class SessionRunner:
         return not self.stream.sockets and not self.busy and self._holds == 0
 
     # --- events --------------------------------------------------------------------
+
+    def reply(self, frame: ServerFrame) -> dict[str, Any]:
+        """``frame`` as a reply to one socket: the session's id and current seq, unchanged."""
+        return self.stream.stamp(frame)
 
     async def emit(self, frame: ServerFrame) -> dict[str, Any]:
         """Number ``frame`` (echoing the turn's ``clientMessageId``) and publish it."""
@@ -298,7 +342,7 @@ class SessionRunner:
                         command = await self._commands.get()
                 except TimeoutError:
                     if self.unattended:
-                        self.closed = True  # checked and set with no await between
+                        self._close_now()
                         break
                     logger.info("closing idle agent", extra={"sessionId": self.session_id})
                     await self.close_agent()
@@ -318,7 +362,7 @@ class SessionRunner:
                 await self._finish(self.turn, error_frame_for(InternalError("The server stopped.")))
             raise
         finally:
-            self.closed = True
+            self._close_now()
             try:
                 await self.close_agent()
                 await leases.release_lease(session_id=self.session_id)
@@ -378,7 +422,7 @@ class SessionRunner:
         except Exception:
             logger.exception("undo failed", extra={"sessionId": self.session_id})
             frame = error_frame_for(InternalError("The undo failed."))
-        self.claim = None
+        self._release(RunnerState.UNDOING)
         await self.emit(frame)
 
     async def _finish(self, turn: Turn, terminal: ServerFrame) -> None:
@@ -407,6 +451,7 @@ class SessionRunner:
                 "storing the turn's outcome failed", extra={"sessionId": self.session_id}
             )
         self.turn = None
+        self._release(RunnerState.TURN)
         await self.stream.publish(wire)
 
     # --- the agent ---------------------------------------------------------------
@@ -421,10 +466,10 @@ class SessionRunner:
             pump.cancel()
         await asyncio.gather(pump, return_exceptions=True)
 
-    async def connected_client(self, *, give_up: Callable[[], bool]) -> ClaudeSDKClient:
+    async def connected_client(self, *, stop: asyncio.Event) -> ClaudeSDKClient:
         """The session's client, its CLI started (resuming the conversation) if needed.
 
-        ``give_up`` ends a wait for a free CLI slot (:class:`SlotWaitAbandoned`).
+        ``stop`` ends a wait for a free CLI slot (:class:`SlotWaitAbandoned`).
         """
         if self._agent is None:
             record = await store.touch(self.session_id)
@@ -433,9 +478,11 @@ class SessionRunner:
                 workspace=self.workspace,
                 resume=record.sdk_session_id or None,
                 resume_at=record.resume_at or None,
-                give_up=give_up,
+                pool=self._agents,
+                make_client=self._make_client,
+                stop=stop,
             )
-        pool.touch(self)
+        self._agents.touch(self)
         return self._agent.client
 
     async def close_agent(self) -> None:

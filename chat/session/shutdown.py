@@ -21,12 +21,15 @@ called where a server process starts, and does nothing off the main thread:
   set its SIGTERM handler, which exits that process).
 
 The handler runs on the main thread; the sessions live on the server's event loop,
-recorded by :func:`track_socket`, so the shutdown is scheduled there.
+recorded by :class:`OpenSockets` as sockets connect, so the shutdown is scheduled there.
+What it ends is the process's :class:`chat.runtime.Runtime`, given to :func:`install`;
+only what belongs to the process's signal handling itself is kept here.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 import sys
@@ -34,11 +37,12 @@ import threading
 import time
 from collections.abc import Awaitable, Callable
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 
-from chat.session.registry import registry
+if TYPE_CHECKING:
+    from chat.runtime import Runtime
 
 logger = logging.getLogger("dashboard_ai.shutdown")
 
@@ -46,32 +50,53 @@ logger = logging.getLogger("dashboard_ai.shutdown")
 # application close only with 1000 or 3000-4999; 4012 mirrors it in the private range.
 SERVICE_RESTART = 4012
 
+CloseSocket = Callable[[int], Awaitable[None]]
+
+# The process's signal handling: one handler, installed once, on the main thread.
 _main_thread_id: int | None = None  # set by install(), which runs there
 _previous: Any = signal.SIG_DFL
-_loop: asyncio.AbstractEventLoop | None = None
-_closers: set[Callable[[int], Awaitable[None]]] = set()
+_runtime: Runtime | None = None
 _shutting_down = False
 _shutdown_task: asyncio.Task[None] | None = None
 
 
-def track_socket(close: Callable[[int], Awaitable[None]]) -> None:
-    """Remember how to close a socket with a code, and the loop it is served on."""
-    global _loop
-    _loop = asyncio.get_running_loop()
-    _closers.add(close)
+class OpenSockets:
+    """The open sockets of a process, each with how to close it, and their event loop."""
+
+    def __init__(self) -> None:
+        self.closers: set[CloseSocket] = set()
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._none_open = asyncio.Event()
+        self._none_open.set()
+
+    def track(self, close: CloseSocket) -> None:
+        """Remember how to close a socket with a code, and the loop it is served on."""
+        self.loop = asyncio.get_running_loop()
+        self.closers.add(close)
+        self._none_open.clear()
+
+    def forget(self, close: CloseSocket) -> None:
+        """The socket is closed."""
+        self.closers.discard(close)
+        if not self.closers:
+            self._none_open.set()
+
+    async def close_all(self, code: int, *, wait: float) -> None:
+        """Close every socket with ``code``; return once all are gone, or after ``wait`` s."""
+        await asyncio.gather(*(close(code) for close in list(self.closers)), return_exceptions=True)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(wait):
+                await self._none_open.wait()
 
 
-def forget_socket(close: Callable[[int], Awaitable[None]]) -> None:
-    """The socket is closed."""
-    _closers.discard(close)
-
-
-def install() -> None:
-    """Install the graceful SIGTERM handler: once per process, from the main thread only."""
-    global _main_thread_id
+def install(runtime: Runtime) -> None:
+    """Install the graceful SIGTERM handler for ``runtime``: once per process, from the
+    main thread only."""
+    global _main_thread_id, _runtime
     if _main_thread_id is not None or not _on_main_thread():
         return
     _main_thread_id = threading.get_ident()
+    _runtime = runtime
     _take_over()
     reactor = sys.modules.get("twisted.internet.reactor")
     if reactor is not None:
@@ -97,7 +122,7 @@ def _take_over() -> None:
 
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:
     global _shutting_down
-    loop = _loop
+    loop = _runtime.sockets.loop if _runtime is not None else None
     if _shutting_down or loop is None or loop.is_closed():
         # A second SIGTERM, the end of the graceful part, or no socket ever served.
         _shutting_down = True
@@ -113,18 +138,16 @@ def _start_shutdown(signum: int) -> None:
 
 
 async def _shutdown(signum: int) -> None:
-    logger.info("shutting down", extra={"sessions": registry.active, "sockets": len(_closers)})
+    assert _runtime is not None  # a loop is known only through it
+    sessions, sockets = _runtime.sessions, _runtime.sockets
+    logger.info(
+        "shutting down", extra={"sessions": sessions.active, "sockets": len(sockets.closers)}
+    )
     try:
-        await registry.shutdown(deadline=settings.STOP_DEADLINE_SECONDS + 1)
-        await asyncio.gather(
-            *(close(SERVICE_RESTART) for close in list(_closers)), return_exceptions=True
-        )
+        await sessions.shutdown(deadline=settings.STOP_DEADLINE_SECONDS + 1)
         # Give the close frames time to leave and the clients time to answer them:
         # stopping the reactor drops whatever is still unsent.
-        for _ in range(40):
-            if not _closers:
-                break
-            await asyncio.sleep(0.05)
+        await sockets.close_all(SERVICE_RESTART, wait=2.0)
     except Exception:
         logger.exception("graceful shutdown failed")
     finally:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -59,8 +58,8 @@ class TurnHost(Protocol):
 
     session_id: str
 
-    async def connected_client(self, *, give_up: Callable[[], bool]) -> ClaudeSDKClient:
-        """The session's client, started if needed (``give_up`` ends a wait for a slot)."""
+    async def connected_client(self, *, stop: asyncio.Event) -> ClaudeSDKClient:
+        """The session's client, started if needed (``stop`` ends a wait for a slot)."""
 
     async def close_agent(self) -> None:
         """Close the session's CLI."""
@@ -84,7 +83,7 @@ class TurnRun:
         """Run the turn through the agent; its terminal frame (``complete`` or ``error``)."""
         turn = self.turn
         try:
-            client = await self.host.connected_client(give_up=turn.stop_requested.is_set)
+            client = await self.host.connected_client(stop=turn.stop_requested)
         except SlotWaitAbandoned:
             return await self._complete(before, stopped=True)
         if turn.stop_requested.is_set():
