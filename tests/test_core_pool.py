@@ -1,0 +1,168 @@
+"""The agent pool: slots for live CLIs, room made by asking idle holders, then ServerBusy."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from chat.agent.pool import AgentPool, SlotWaitAbandoned
+from chat.exceptions import ServerBusy
+
+pytestmark = pytest.mark.timeout(5)
+
+
+@pytest.fixture(autouse=True)
+def _two_slots(settings) -> None:
+    settings.MAX_LIVE_AGENTS = 2
+    settings.AGENT_SLOT_WAIT_SECONDS = 0.05
+
+
+class Holder:
+    """A runner as the pool sees it; when asked, it closes its CLI soon (unless stubborn)."""
+
+    def __init__(self, pool: AgentPool, session_id: str, *, busy=False, stubborn=False) -> None:
+        self.pool = pool
+        self.session_id = session_id
+        self.busy = busy
+        self.stubborn = stubborn
+        self.asked = 0
+
+    def close_agent_soon(self) -> None:
+        self.asked += 1
+        if not self.stubborn:
+            asyncio.get_running_loop().call_soon(self.pool.release, self)
+
+
+@pytest.fixture
+def pool() -> AgentPool:
+    return AgentPool()
+
+
+async def full(pool: AgentPool, *holders: Holder) -> None:
+    for holder in holders:
+        await pool.acquire(holder)
+
+
+async def test_a_free_slot_is_taken_at_once(pool) -> None:
+    await pool.acquire(Holder(pool, "a"))
+
+    assert pool.live == 1
+
+
+async def test_release_gives_the_slot_back(pool) -> None:
+    holder = Holder(pool, "a")
+    await pool.acquire(holder)
+    pool.release(holder)
+
+    assert pool.live == 0
+
+
+async def test_release_by_a_stale_holder_of_the_same_session_keeps_the_slot(pool) -> None:
+    await pool.acquire(Holder(pool, "a"))
+    pool.release(Holder(pool, "a"))  # an older runner of the session, already gone
+
+    assert pool.live == 1
+
+
+async def test_when_full_the_least_recently_used_idle_holder_is_asked_to_close(pool) -> None:
+    a, b = Holder(pool, "a"), Holder(pool, "b")
+    await full(pool, a, b)
+    pool.touch(a)  # b is now the least recently used
+
+    await pool.acquire(Holder(pool, "c"))
+
+    assert (a.asked, b.asked) == (0, 1)
+    assert pool.live == 2
+
+
+async def test_busy_holders_are_never_asked_and_the_caller_gets_server_busy(pool) -> None:
+    a, b = Holder(pool, "a", busy=True), Holder(pool, "b", busy=True)
+    await full(pool, a, b)
+    loop = asyncio.get_running_loop()
+
+    started = loop.time()
+    with pytest.raises(ServerBusy):
+        await pool.acquire(Holder(pool, "c"))
+
+    assert 0.05 <= loop.time() - started < 0.5
+    assert (a.asked, b.asked) == (0, 0)
+
+
+async def test_an_idle_holder_that_does_not_close_is_asked_once(pool) -> None:
+    a, b = Holder(pool, "a", stubborn=True), Holder(pool, "b", busy=True)
+    await full(pool, a, b)
+
+    with pytest.raises(ServerBusy):
+        await pool.acquire(Holder(pool, "c"))
+
+    assert a.asked == 1
+
+
+async def test_a_waiter_gets_the_slot_as_soon_as_a_busy_holder_releases(pool, settings) -> None:
+    settings.AGENT_SLOT_WAIT_SECONDS = 2
+    a, b = Holder(pool, "a", busy=True), Holder(pool, "b", busy=True)
+    await full(pool, a, b)
+    loop = asyncio.get_running_loop()
+    loop.call_later(0.01, pool.release, a)
+
+    started = loop.time()
+    await pool.acquire(Holder(pool, "c"))
+
+    assert loop.time() - started < 0.5
+    assert pool.live == 2
+
+
+async def test_a_stop_ends_the_wait_at_once(pool, settings) -> None:
+    settings.AGENT_SLOT_WAIT_SECONDS = 2
+    await full(pool, Holder(pool, "a", busy=True), Holder(pool, "b", busy=True))
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    loop.call_later(0.01, stop.set)
+
+    started = loop.time()
+    with pytest.raises(SlotWaitAbandoned):
+        await pool.acquire(Holder(pool, "c"), stop=stop)
+
+    assert loop.time() - started < 0.5
+    assert pool.live == 2
+
+
+async def test_a_stop_already_set_gives_up_when_the_pool_is_full(pool) -> None:
+    await full(pool, Holder(pool, "a", busy=True), Holder(pool, "b", busy=True))
+    stop = asyncio.Event()
+    stop.set()
+
+    with pytest.raises(SlotWaitAbandoned):
+        await pool.acquire(Holder(pool, "c"), stop=stop)
+
+
+async def test_a_stop_does_not_matter_while_a_slot_is_free(pool) -> None:
+    stop = asyncio.Event()
+    stop.set()
+
+    await pool.acquire(Holder(pool, "a"), stop=stop)
+
+    assert pool.live == 1
+
+
+async def test_two_waiters_for_one_released_slot_one_gets_it_one_is_busy(pool, settings) -> None:
+    settings.AGENT_SLOT_WAIT_SECONDS = 0.1
+    a, b = Holder(pool, "a", busy=True), Holder(pool, "b", busy=True)
+    await full(pool, a, b)
+    asyncio.get_running_loop().call_later(0.01, pool.release, a)
+
+    results = await asyncio.gather(
+        pool.acquire(Holder(pool, "c", busy=True)),
+        pool.acquire(Holder(pool, "d", busy=True)),
+        return_exceptions=True,
+    )
+
+    assert sorted(type(r).__name__ for r in results) == ["NoneType", "ServerBusy"]
+    assert pool.live == 2
+
+
+async def test_touch_of_a_holder_without_a_slot_changes_nothing(pool) -> None:
+    pool.touch(Holder(pool, "a"))
+
+    assert pool.live == 0
