@@ -1,0 +1,352 @@
+"""The session runner with the fake SDK client: busy, resends, undo, idle release, races.
+
+Runners are opened through a real :class:`SessionRegistry` whose client factory is a
+:class:`FakeSDK`, so everything but the CLI is the server's own code: the owner
+task, the event stream, the agent pool and process, the store, the workspace.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import pytest
+from claude_agent_sdk import CLIConnectionError
+
+from chat.agent.pool import AgentPool
+from chat.exceptions import NothingToUndo, SessionBusy
+from chat.models import TurnOutcome
+from chat.protocol import InitFrame, MessageFrame, UndoFrame
+from chat.session import store
+from chat.session.registry import SessionRegistry
+from chat.session.runner import RunnerState, SessionRunner
+from tests.support.fake_sdk import FakeSDK, Reply, recorded
+from workspaces import leases
+from workspaces import services as workspaces
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(10)]
+
+TERMINAL = ("complete", "error")
+
+
+@pytest.fixture(autouse=True)
+def _settings(settings, tmp_path) -> None:
+    settings.WORKSPACE_ROOT = tmp_path / "sessions"
+    settings.DATA_DIR = tmp_path / "data"
+    settings.ANTHROPIC_API_KEY = "sk-ant-fake"
+    settings.STOP_DEADLINE_SECONDS = 0.09
+    settings.AGENT_IDLE_SECONDS = 300
+
+
+class Socket:
+    """A socket's send: every frame it got, and a way to wait for one."""
+
+    def __init__(self) -> None:
+        self.frames: list[dict] = []
+        self._arrived = asyncio.Event()
+
+    async def __call__(self, frame: dict) -> None:
+        self.frames.append(frame)
+        self._arrived.set()
+
+    async def until(self, found: Callable[[list[dict]], bool], timeout: float = 3) -> None:
+        async with asyncio.timeout(timeout):
+            while not found(self.frames):
+                self._arrived.clear()
+                await self._arrived.wait()
+
+    async def terminal(self, count: int = 1) -> dict:
+        """The ``count``-th terminal frame (``complete`` or ``error``), once it came."""
+        await self.until(lambda frames: len(self.of(*TERMINAL)) >= count)
+        return self.of(*TERMINAL)[count - 1]
+
+    def of(self, *types: str) -> list[dict]:
+        return [frame for frame in self.frames if frame["type"] in types]
+
+
+class Sessions:
+    """A registry of runners on a fake SDK, and sockets to open them with."""
+
+    def __init__(self, sdk: FakeSDK) -> None:
+        self.sdk = sdk
+        self.agents = AgentPool()
+        self.registry = SessionRegistry(agents=self.agents, make_client=sdk)
+
+    async def open(self, session_id: str = "s1", **init) -> tuple[SessionRunner, Socket]:
+        socket = Socket()
+        frame = InitFrame.model_validate({"type": "init", "sessionId": session_id, **init})
+        runner = await self.registry.open(session_id, socket, frame, client="10.0.0.1")
+        return runner, socket
+
+    async def close(self) -> None:
+        await self.registry.shutdown(1)
+
+
+@pytest.fixture
+async def sessions():
+    """Sessions on a fake SDK with no reply yet (``sessions.sdk.answer(...)``)."""
+    sessions = Sessions(FakeSDK())
+    yield sessions
+    await sessions.close()
+
+
+def message(text: str = "hello", client_id: str | None = "m1", **fields) -> MessageFrame:
+    wire = {"type": "message", "sessionId": "s1", "message": text, **fields}
+    if client_id:
+        wire["clientMessageId"] = client_id
+    return MessageFrame.model_validate(wire)
+
+
+async def eventually(found: Callable[[], bool], timeout: float = 2) -> None:
+    """Wait until ``found()`` (for what the owner task does on a thread, or after a timer)."""
+    async with asyncio.timeout(timeout):
+        while not found():
+            await asyncio.sleep(0.005)
+
+
+def hanging() -> Reply:
+    """A turn that has streamed its first text and then waits (until stopped)."""
+    return Reply(recorded("long_text"), hang_after=8)
+
+
+async def test_a_message_runs_one_turn_to_one_complete_frame(sessions) -> None:
+    sessions.sdk.answer(Reply(recorded("overloaded_then_ok")))
+    runner, socket = await sessions.open()
+
+    await runner.submit(socket, message())
+    complete = await socket.terminal()
+    await runner.wait_idle()
+
+    assert complete["type"] == "complete" and complete["clientMessageId"] == "m1"
+    assert complete["result"] == "Answered after two overloaded errors."
+    assert [f["seq"] for f in socket.frames] == list(range(0, len(socket.frames)))
+    assert len(socket.of(*TERMINAL)) == 1
+    assert runner.state is RunnerState.IDLE and sessions.sdk.queries == ["hello"]
+
+
+async def test_a_second_message_during_a_turn_is_session_busy(sessions) -> None:
+    sessions.sdk.answer(hanging())
+    runner, socket = await sessions.open()
+    await runner.submit(socket, message(client_id="m1"))
+
+    with pytest.raises(SessionBusy, match="A turn is running"):
+        await runner.submit(socket, message(client_id="m2"))
+    with pytest.raises(SessionBusy):
+        await runner.undo(UndoFrame.model_validate({"type": "undo", "sessionId": "s1"}))
+
+    runner.stop()
+    assert (await socket.terminal())["stopped"] is True
+
+
+async def test_the_session_is_free_for_the_next_message_once_a_turn_ends(sessions) -> None:
+    sessions.sdk.answer(hanging(), Reply(recorded("overloaded_then_ok")))
+    runner, socket = await sessions.open()
+    await runner.submit(socket, message(client_id="m1"))
+    await socket.until(lambda frames: any(f["type"] == "stream" for f in frames))
+    runner.stop()
+    await socket.terminal()
+
+    await runner.submit(socket, message(client_id="m2"))
+
+    assert (await socket.terminal(2))["stopped"] is False
+    assert len(sessions.sdk.clients) == 1  # the stopped CLI answered the next turn
+
+
+async def test_a_resend_of_the_running_turn_is_ignored(sessions) -> None:
+    sessions.sdk.answer(hanging())
+    runner, socket = await sessions.open()
+    await runner.submit(socket, message(client_id="m1"))
+
+    await socket.until(lambda frames: any(f["type"] == "stream" for f in frames))
+    await runner.submit(socket, message(client_id="m1"))  # no SessionBusy
+
+    runner.stop()
+    await socket.terminal()
+    assert sessions.sdk.queries == ["hello"]
+
+
+async def test_a_resend_after_the_turn_gets_its_stored_outcome_not_a_rerun(sessions) -> None:
+    sessions.sdk.answer(Reply(recorded("overloaded_then_ok")))
+    runner, socket = await sessions.open()
+    await runner.submit(socket, message(client_id="m1"))
+    complete = await socket.terminal()
+    await runner.wait_idle()
+    again = Socket()
+
+    await runner.submit(again, message(client_id="m1"))
+
+    assert again.frames == [complete]
+    assert sessions.sdk.queries == ["hello"]
+
+
+async def test_a_stored_outcome_outlives_the_runner(sessions) -> None:
+    sessions.sdk.answer(Reply(recorded("overloaded_then_ok")))
+    runner, socket = await sessions.open()
+    await runner.submit(socket, message(client_id="m1"))
+    complete = await socket.terminal()
+    await sessions.registry.end_session("s1")
+    runner, _ = await sessions.open()
+    again = Socket()
+
+    await runner.submit(again, message(client_id="m1"))
+
+    assert again.frames == [complete] and sessions.sdk.queries == ["hello"]
+
+
+async def test_undo_restores_the_files_and_resumes_before_the_undone_turn(sessions) -> None:
+    sessions.sdk.answer(*(Reply(recorded("overloaded_then_ok")) for _ in range(3)))
+    runner, socket = await sessions.open(files={"a.txt": "one"})
+    await runner.submit(socket, message(client_id="m1"))
+    await socket.terminal(1)
+    await runner.wait_idle()
+    await runner.submit(socket, message(client_id="m2", files={"a.txt": "two"}))
+    await socket.terminal(2)
+    await runner.wait_idle()
+    # What the agent's tools would have done in turn 2 (the fake CLI writes nothing).
+    await workspaces.sync_in(session_id="s1", files={"a.txt": "three", "new.txt": "x"})
+    first_client = sessions.sdk.clients[0]
+
+    await runner.undo(UndoFrame.model_validate({"type": "undo", "sessionId": "s1"}))
+    await socket.until(lambda frames: any(f["type"] == "undone" for f in frames))
+
+    [undone] = socket.of("undone")
+    assert undone["turns"] == 1 and undone["messageCount"] == 1
+    assert undone["files"] == {"a.txt": "two"}  # as the turn found it: with its files
+    assert undone["deleted"] == ["new.txt"]
+    assert first_client.disconnects == 1  # the conversation changed under the CLI
+    assert await store.outcome("s1", "m2") is None  # resending m2 runs it again
+    await runner.submit(socket, message(client_id="m3"))
+    await socket.terminal(3)
+    resumed = sessions.sdk.clients[1].options
+    assert resumed.resume and resumed.resume_session_at and resumed.fork_session
+
+
+async def test_undo_with_no_turn_is_nothing_to_undo_and_frees_the_session(sessions) -> None:
+    runner, _ = await sessions.open()
+
+    with pytest.raises(NothingToUndo):
+        await runner.undo(UndoFrame.model_validate({"type": "undo", "sessionId": "s1"}))
+
+    assert runner.state is RunnerState.IDLE
+
+
+async def test_an_idle_cli_is_closed_but_an_attended_runner_stays(sessions, settings) -> None:
+    settings.AGENT_IDLE_SECONDS = 0.05
+    sessions.sdk.answer(Reply(recorded("overloaded_then_ok")))
+    runner, socket = await sessions.open()
+    await runner.submit(socket, message())
+    await socket.terminal()
+    [client] = sessions.sdk.clients
+
+    await eventually(lambda: not sessions.agents.live)
+
+    assert client.disconnects == 1 and not runner.closed
+    assert sessions.registry.active == 1
+
+
+async def test_an_unattended_runner_ends_after_the_idle_time(sessions, settings) -> None:
+    settings.AGENT_IDLE_SECONDS = 0.05
+    runner, socket = await sessions.open()
+    await eventually(lambda: leases.is_leased(session_id="s1"))
+
+    runner.leave(socket)
+    await asyncio.wait_for(runner.wait_closed(), 2)
+
+    assert runner.closed and sessions.registry.active == 0
+    assert not leases.is_leased(session_id="s1")
+
+
+async def test_a_turn_keeps_an_unattended_runner_until_it_ends(sessions, settings) -> None:
+    settings.AGENT_IDLE_SECONDS = 0.05
+    sessions.sdk.answer(Reply(recorded("overloaded_then_ok"), delay=0.01))  # ~0.15 s
+    runner, socket = await sessions.open()
+    await runner.submit(socket, message())
+    runner.leave(socket)
+
+    assert runner.release_if_unattended() is False
+    await asyncio.wait_for(runner.wait_closed(), 3)
+    outcome = await TurnOutcome.objects.aget(client_message_id="m1")
+    assert outcome.frame["type"] == "complete" and outcome.frame["stopped"] is False
+
+
+async def test_a_pool_at_its_limit_closes_another_sessions_idle_cli(sessions, settings) -> None:
+    settings.MAX_LIVE_AGENTS = 1
+    sessions.sdk.answer(Reply(recorded("overloaded_then_ok")), Reply(recorded("write_app")))
+    first, first_socket = await sessions.open("s1")
+    await first.submit(first_socket, message())
+    await first_socket.terminal()
+    await first.wait_idle()
+    second, second_socket = await sessions.open("s2")
+
+    await second.submit(second_socket, message())
+
+    assert (await second_socket.terminal())["type"] == "complete"
+    assert sessions.sdk.clients[0].disconnects == 1 and not first.closed
+    assert sessions.agents.live == 1
+
+
+async def test_a_cli_that_fails_to_start_is_a_model_error_and_the_session_goes_on(
+    sessions,
+) -> None:
+    sessions.sdk.connect_error = CLIConnectionError("no CLI")
+    sessions.sdk.answer(Reply(recorded("overloaded_then_ok")))
+    runner, socket = await sessions.open()
+
+    await runner.submit(socket, message(client_id="m1"))
+    error = await socket.terminal()
+    await runner.wait_idle()
+    sessions.sdk.connect_error = None
+    await runner.submit(socket, message(client_id="m2"))
+
+    assert error["type"] == "error" and error["code"] == "MODEL_ERROR"
+    assert (await socket.terminal(2))["type"] == "complete"
+    assert sessions.agents.live == 1
+
+
+async def test_closing_during_a_turn_sends_one_internal_error(sessions) -> None:
+    sessions.sdk.answer(hanging())
+    runner, socket = await sessions.open()
+    await runner.submit(socket, message())
+    await socket.until(lambda frames: any(f["type"] == "stream" for f in frames))
+
+    await asyncio.wait_for(runner.close(), 2)
+
+    [terminal] = socket.of(*TERMINAL)
+    assert terminal["type"] == "error" and terminal["code"] == "INTERNAL"
+    assert sessions.agents.live == 0 and sessions.sdk.clients[0].disconnects >= 1
+
+
+async def test_close_is_not_lost_when_a_socket_leaves_at_the_same_moment(sessions) -> None:
+    for _ in range(20):
+        runner, socket = await sessions.open()
+        await asyncio.sleep(0)  # the owner task waits for a command
+
+        runner.leave(socket)  # a command arrives...
+        await asyncio.wait_for(runner.close(), 2)  # ...as the task is cancelled
+
+        assert runner.closed and sessions.registry.active == 0
+
+
+async def test_an_open_racing_a_release_gets_a_new_runner_never_the_closing_one(
+    sessions,
+) -> None:
+    runner, socket = await sessions.open()
+    runner.leave(socket)
+    await asyncio.sleep(0)
+
+    assert runner.release_if_unattended() is True  # closing, not yet closed
+    reopened, again = await sessions.open()
+
+    assert reopened is not runner and runner.closed and not reopened.closed
+    assert again.of("ready") and sessions.registry.active == 1
+
+
+async def test_a_socket_on_its_way_keeps_the_runner(sessions) -> None:
+    runner, socket = await sessions.open()
+    runner.leave(socket)
+    runner.hold()  # a socket between the registry lookup and its attach
+
+    assert runner.release_if_unattended() is False
+    runner.unhold()
+    assert runner.release_if_unattended() is True
+    await asyncio.wait_for(runner.wait_closed(), 2)
