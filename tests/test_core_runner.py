@@ -1,5 +1,7 @@
 """The session runner with the fake SDK client: busy, resends, undo, idle release, races.
 
+(The close/leave race is ``tests/test_sessions_runner.py``, in-process too.)
+
 Runners are opened through a real :class:`SessionRegistry` whose client factory is a
 :class:`FakeSDK`, so everything but the CLI is the server's own code: the owner
 task, the event stream, the agent pool and process, the store, the workspace.
@@ -78,6 +80,15 @@ class Sessions:
         runner = await self.registry.open(session_id, socket, frame, client="10.0.0.1")
         return runner, socket
 
+    async def one_turn(self) -> tuple[SessionRunner, Socket, dict]:
+        """Open ``s1`` and run a turn (``m1``, a short recorded answer) to its end."""
+        self.sdk.answer(Reply(recorded("overloaded_then_ok")))
+        runner, socket = await self.open()
+        await runner.submit(socket, message(client_id="m1"))
+        complete = await socket.terminal()
+        await runner.wait_idle()
+        return runner, socket, complete
+
     async def close(self) -> None:
         await self.registry.shutdown(1)
 
@@ -110,12 +121,7 @@ def hanging() -> Reply:
 
 
 async def test_a_message_runs_one_turn_to_one_complete_frame(sessions) -> None:
-    sessions.sdk.answer(Reply(recorded("overloaded_then_ok")))
-    runner, socket = await sessions.open()
-
-    await runner.submit(socket, message())
-    complete = await socket.terminal()
-    await runner.wait_idle()
+    runner, socket, complete = await sessions.one_turn()
 
     assert complete["type"] == "complete" and complete["clientMessageId"] == "m1"
     assert complete["result"] == "Answered after two overloaded errors."
@@ -166,11 +172,7 @@ async def test_a_resend_of_the_running_turn_is_ignored(sessions) -> None:
 
 
 async def test_a_resend_after_the_turn_gets_its_stored_outcome_not_a_rerun(sessions) -> None:
-    sessions.sdk.answer(Reply(recorded("overloaded_then_ok")))
-    runner, socket = await sessions.open()
-    await runner.submit(socket, message(client_id="m1"))
-    complete = await socket.terminal()
-    await runner.wait_idle()
+    runner, _, complete = await sessions.one_turn()
     again = Socket()
 
     await runner.submit(again, message(client_id="m1"))
@@ -180,10 +182,7 @@ async def test_a_resend_after_the_turn_gets_its_stored_outcome_not_a_rerun(sessi
 
 
 async def test_a_stored_outcome_outlives_the_runner(sessions) -> None:
-    sessions.sdk.answer(Reply(recorded("overloaded_then_ok")))
-    runner, socket = await sessions.open()
-    await runner.submit(socket, message(client_id="m1"))
-    complete = await socket.terminal()
+    _, _, complete = await sessions.one_turn()
     await sessions.registry.end_session("s1")
     runner, _ = await sessions.open()
     again = Socket()
@@ -232,10 +231,7 @@ async def test_undo_with_no_turn_is_nothing_to_undo_and_frees_the_session(sessio
 
 async def test_an_idle_cli_is_closed_but_an_attended_runner_stays(sessions, settings) -> None:
     settings.AGENT_IDLE_SECONDS = 0.05
-    sessions.sdk.answer(Reply(recorded("overloaded_then_ok")))
-    runner, socket = await sessions.open()
-    await runner.submit(socket, message())
-    await socket.terminal()
+    runner, _, _ = await sessions.one_turn()
     [client] = sessions.sdk.clients
 
     await eventually(lambda: not sessions.agents.live)
@@ -314,17 +310,6 @@ async def test_closing_during_a_turn_sends_one_internal_error(sessions) -> None:
     [terminal] = socket.of(*TERMINAL)
     assert terminal["type"] == "error" and terminal["code"] == "INTERNAL"
     assert sessions.agents.live == 0 and sessions.sdk.clients[0].disconnects >= 1
-
-
-async def test_close_is_not_lost_when_a_socket_leaves_at_the_same_moment(sessions) -> None:
-    for _ in range(20):
-        runner, socket = await sessions.open()
-        await asyncio.sleep(0)  # the owner task waits for a command
-
-        runner.leave(socket)  # a command arrives...
-        await asyncio.wait_for(runner.close(), 2)  # ...as the task is cancelled
-
-        assert runner.closed and sessions.registry.active == 0
 
 
 async def test_an_open_racing_a_release_gets_a_new_runner_never_the_closing_one(
