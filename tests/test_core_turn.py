@@ -207,6 +207,18 @@ async def test_a_stall_ends_the_turn_with_model_unavailable(settings) -> None:
     assert host.sdk.interrupts == 1
 
 
+async def test_a_slow_stream_that_keeps_talking_never_stalls(settings) -> None:
+    settings.MODEL_STALL_SECONDS = 0.05
+    messages = recorded("write_app")
+    host = Host(FakeSDK(Reply(messages, delay=0.02)))  # longer in all than the stall time
+
+    terminal, _ = await run(host)
+
+    assert isinstance(terminal, CompleteFrame) and terminal.stopped is False
+    assert len(messages) * 0.02 > 3 * settings.MODEL_STALL_SECONDS
+    assert host.sdk.interrupts == 0
+
+
 async def test_a_stream_that_ends_without_a_result_is_internal_and_closes_the_cli() -> None:
     host = Host(FakeSDK(Reply(recorded("write_app"), without_result=True)))
 

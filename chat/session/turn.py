@@ -135,15 +135,18 @@ class TurnRun:
         stop = asyncio.create_task(turn.stop_requested.wait())
         try:
             while True:
+                # Sleep until the stall deadline the last message set; a message that came
+                # meanwhile moves the deadline, so wake, look, and wait for the rest.
+                stall_in = turn.last_activity + settings.MODEL_STALL_SECONDS - time.monotonic()
                 done, _ = await asyncio.wait(
-                    {pump, stop}, timeout=1.0, return_when=asyncio.FIRST_COMPLETED
+                    {pump, stop}, timeout=max(stall_in, 0), return_when=asyncio.FIRST_COMPLETED
                 )
                 if pump in done:
                     return "done"
                 if stop in done:
                     reason = "stopped"
                     break
-                if time.monotonic() - turn.last_activity > settings.MODEL_STALL_SECONDS:
+                if time.monotonic() - turn.last_activity >= settings.MODEL_STALL_SECONDS:
                     reason = "stalled"
                     break
         finally:
