@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import Protocol
 
-from claude_agent_sdk import ClaudeAgentOptions, ClaudeSDKClient, ClaudeSDKError
+from claude_agent_sdk import ClaudeAgentOptions, ClaudeSDKError, Message
 from django.conf import settings
 
 from chat.agent import options
@@ -20,15 +21,30 @@ from chat.agent.process_group import kill_process_group
 
 logger = logging.getLogger("dashboard_ai.chat")
 
+
+class AgentClient(Protocol):
+    """What the core uses of ``ClaudeSDKClient``: a test's fake client offers the same."""
+
+    async def connect(self) -> None: ...
+
+    async def query(self, prompt: str) -> None: ...
+
+    def receive_response(self) -> AsyncIterator[Message]: ...
+
+    async def interrupt(self) -> None: ...
+
+    async def disconnect(self) -> None: ...
+
+
 #: What makes a session's SDK client from its options: ``ClaudeSDKClient`` itself, or in
 #: tests a fake that replays streams recorded from the real CLI.
-ClientFactory = Callable[[ClaudeAgentOptions], ClaudeSDKClient]
+ClientFactory = Callable[[ClaudeAgentOptions], AgentClient]
 
 
 class AgentProcess:
-    """A connected ``ClaudeSDKClient`` and the CLI process behind it."""
+    """A connected SDK client and the CLI process behind it."""
 
-    def __init__(self, holder: AgentHolder, client: ClaudeSDKClient, pool: AgentPool) -> None:
+    def __init__(self, holder: AgentHolder, client: AgentClient, pool: AgentPool) -> None:
         self.holder = holder
         self.client = client
         self.pool = pool

@@ -17,13 +17,13 @@ from enum import Enum
 from pathlib import PurePosixPath
 from typing import Any, Protocol
 
-from claude_agent_sdk import ClaudeSDKClient, ClaudeSDKError
+from claude_agent_sdk import ClaudeSDKError
 from django.conf import settings
 
 from chat.agent import options
 from chat.agent.errors import model_error_for_exception
 from chat.agent.pool import AgentPool
-from chat.agent.process import AgentProcess, ClientFactory
+from chat.agent.process import AgentClient, AgentProcess, ClientFactory
 from chat.events import TurnEnded, TurnTranslator
 from chat.exceptions import (
     ChatError,
@@ -466,7 +466,7 @@ class SessionRunner:
             pump.cancel()
         await asyncio.gather(pump, return_exceptions=True)
 
-    async def connected_client(self, *, stop: asyncio.Event) -> ClaudeSDKClient:
+    async def connected_client(self, *, stop: asyncio.Event) -> AgentClient:
         """The session's client, its CLI started (resuming the conversation) if needed.
 
         ``stop`` ends a wait for a free CLI slot (:class:`SlotWaitAbandoned`).

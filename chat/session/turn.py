@@ -13,11 +13,11 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from claude_agent_sdk import ClaudeSDKClient
 from django.conf import settings
 
 from chat.agent.errors import error_for_result, model_error_for_exception
 from chat.agent.pool import SlotWaitAbandoned
+from chat.agent.process import AgentClient
 from chat.events import FileTouched, TurnEnded, TurnTranslator
 from chat.exceptions import InternalError
 from chat.protocol import (
@@ -58,7 +58,7 @@ class TurnHost(Protocol):
 
     session_id: str
 
-    async def connected_client(self, *, stop: asyncio.Event) -> ClaudeSDKClient:
+    async def connected_client(self, *, stop: asyncio.Event) -> AgentClient:
         """The session's client, started if needed (``stop`` ends a wait for a slot)."""
 
     async def close_agent(self) -> None:
@@ -115,7 +115,7 @@ class TurnRun:
             return error_frame_for(error_for_result(ended))
         return await self._complete(before, stopped=False, ended=ended)
 
-    async def _pump(self, client: ClaudeSDKClient) -> TurnEnded | None:
+    async def _pump(self, client: AgentClient) -> TurnEnded | None:
         """Translate and emit the SDK messages of the turn until its result."""
         turn, translator = self.turn, self.translator
         async for message in client.receive_response():
