@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 PORT ?= 3000
 HOST ?= 127.0.0.1
 
-.PHONY: install test-services run test lint bench clean
+.PHONY: install test-services run test test-fast lint bench clean
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -23,6 +23,10 @@ run: install
 
 test: install test-services
 	$(PY) -m pytest
+
+# The in-process layer alone (no CLI, daphne or redis-server): seconds, for the edit loop.
+test-fast: install
+	$(PY) -m pytest -m "not e2e"
 
 lint: install
 	$(VENV)/bin/ruff check .

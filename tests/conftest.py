@@ -1,6 +1,6 @@
 """Shared test configuration."""
 
-pytest_plugins = ["tests.support.fixtures"]
+pytest_plugins = ["tests.support.fixtures", "tests.support.layers"]
 
 
 # -- scripted model server (scripted_model/) ------------------------------------------

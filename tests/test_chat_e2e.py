@@ -12,7 +12,7 @@ import pytest
 from scripted_model.server import ScriptedModelServer
 from tests.support.live import ChatClient, LiveServer, claude_processes, free_port
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 
 CSV = "month,revenue\nJan,10\nFeb,20\n"
 

@@ -10,7 +10,7 @@ from websockets.exceptions import ConnectionClosed
 from scripted_model.server import ScriptedModelServer
 from tests.support.live import ChatClient, claude_processes
 
-pytestmark = pytest.mark.timeout(60)
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(60)]
 
 
 async def test_sigterm_mid_turn_ends_turn_closes_4012_and_exits(

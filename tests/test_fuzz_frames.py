@@ -1129,6 +1129,7 @@ def fuzz_settings(settings, tmp_path):
     return settings
 
 
+@pytest.mark.e2e
 def test_fuzzed_frames_get_well_formed_answers_and_the_socket_still_works(
     fuzz_settings, tmp_path, shared_model: ScriptedModelServer, record_property
 ) -> None:

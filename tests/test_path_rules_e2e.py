@@ -15,7 +15,7 @@ import pytest
 from tests.support.live import ChatClient, LiveServer
 from tests.support.scripts import REFUSED_AGENT_WRITES
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 
 NFC = "caf\u00e9.txt"
 NFD = "cafe\u0301.txt"

@@ -23,7 +23,7 @@ from websockets.exceptions import ConnectionClosed
 from scripted_model.server import ScriptedModelServer
 from tests.support.live import ROOT, ChatClient, LiveServer, claude_processes, server_env
 
-pytestmark = pytest.mark.timeout(90)
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(90)]
 
 
 def children_of(pid: int) -> list[int]:

@@ -33,7 +33,7 @@ from claude_agent_sdk import (
 from scripted_model.conversation import find_workspace, tool_results
 from scripted_model.scripts import APP_TSX, EDITED_HEADING
 
-pytestmark = pytest.mark.timeout(45)
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(45)]
 
 TOOLS = ["Read", "Edit", "Write", "Glob", "Grep"]
 

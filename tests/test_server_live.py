@@ -19,7 +19,7 @@ from websockets.exceptions import InvalidStatus
 
 from tests.support.live import DAPHNE, ROOT, TEST_API_KEY, LiveServer
 
-pytestmark = pytest.mark.timeout(60)
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(60)]
 
 
 def get(url: str, headers: dict[str, str] | None = None):

@@ -13,7 +13,7 @@ from scripted_model.server import ScriptedModelServer
 from tests.support.live import ChatClient, LiveServer, server_env
 from tests.support.scripts import BIG_CSV, BIG_CSV_HEADER
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 
 APP = "export default function App() {\n  return <h1>Hello</h1>;\n}\n"
 # A slash that starts an absolute path in a frame's JSON, where no relative path or
