@@ -1,10 +1,12 @@
 """Attacks on the agent's confinement, through the real SDK and CLI and the scripted model.
 
-Each attack is one scripted tool call. It runs against the agent as the server builds
-it (tool gate and the CLI's own wall), against the gate alone and against the wall
-alone, so each defence is shown to hold by itself. After each: the tool result is an
-error, nothing secret reached the model (the scripted server records every request),
-and nothing outside the workspace changed.
+Each attack is one scripted tool call. The whole matrix runs once per defence: the
+agent as the server builds it (tool gate and the CLI's own wall), the gate alone and
+the wall alone, each a CLI that plays every attack in turn, so each defence is shown
+to hold by itself. A representative set runs again one attack to a fresh CLI. After
+each: every tool result is an error, nothing secret reached the model (the scripted
+server records every request), and nothing outside the workspace changed. The gate's
+own verdicts on the matrix are checked in-process too.
 """
 
 from __future__ import annotations
@@ -124,11 +126,30 @@ def attacks(scene: Scene) -> dict[str, tuple[str, dict]]:
     }
 
 
+#: One attack per tool and kind of escape, each also run alone in a CLI of its own.
+REPRESENTATIVE = (
+    "read_etc_passwd",
+    "read_through_dir_symlink",
+    "glob_root_path",
+    "grep_parent",
+    "write_absolute_outside",
+    "edit_through_symlink",
+    "owasp_percent_encoded",
+    "not_a_permitted_tool",
+)
+EVERY_ATTACK = "every_attack"
+
+
 def scripts_for(scene: Scene) -> dict[str, Script]:
-    return {
+    """A script per attack, and one that makes every attack in turn (``every_attack``)."""
+    calls = attacks(scene)
+    scripts = {
         name: Script(name, [Turn([tool(tool_name, **tool_input)]), say("Done.")])
-        for name, (tool_name, tool_input) in attacks(scene).items()
+        for name, (tool_name, tool_input) in calls.items()
     }
+    every = [Turn([tool(tool_name, **tool_input)]) for tool_name, tool_input in calls.values()]
+    scripts[EVERY_ATTACK] = Script(EVERY_ATTACK, [*every, say("Done.")])
+    return scripts
 
 
 @pytest.fixture
@@ -177,31 +198,26 @@ async def run_attack(options: ClaudeAgentOptions, name: str) -> list[ToolResultB
     return results
 
 
-ATTACK_NAMES = sorted(attacks(Scene(*(Path("/x"),) * 5)))
+ATTACK_NAMES = list(attacks(Scene(*(Path("/x"),) * 5)))  # in the order every_attack makes them
+DEFENCES = {
+    "gate_and_wall": lambda options: options,
+    "gate_only": gate_only,
+    "wall_only": wall_only,
+}
 
 
-@pytest.mark.parametrize("defence", ["gate_and_wall", "gate_only", "wall_only"])
-@pytest.mark.parametrize("attack", ATTACK_NAMES)
-async def test_attack_is_refused_and_leaks_nothing(
-    scene: Scene, model: ScriptedModelServer, settings, attack: str, defence: str
-) -> None:
-    options = server_options(scene, model, settings)
-    options = {"gate_and_wall": options, "gate_only": gate_only(options)}.get(
-        defence, wall_only(options)
-    )
-    before = scene.snapshot_outside()
-
-    results = await run_attack(options, attack)
-
-    assert results
+def assert_refused(attack: str, defence: str, result: ToolResultBlock) -> None:
+    """The result refuses its call, or (the CLI's wall alone) at least shows nothing outside."""
     if defence == "wall_only":
         # The CLI alone sometimes answers an escaping Glob with "No files found"
         # rather than an error: refused in effect, as long as nothing outside shows.
-        assert all(
-            r.is_error or not OUTSIDE_NAMES & set(str(r.content).split("/")) for r in results
-        )
+        shown = OUTSIDE_NAMES & set(str(result.content).split("/"))
+        assert result.is_error or not shown, (attack, result.content)
     else:
-        assert all(result.is_error for result in results)
+        assert result.is_error, (attack, result.content)
+
+
+def assert_nothing_leaked(scene: Scene, model: ScriptedModelServer, before: dict) -> None:
     sent_to_model = json.dumps([r.body for r in model.requests])
     for secret in SECRETS:
         assert secret not in sent_to_model
@@ -210,6 +226,64 @@ async def test_attack_is_refused_and_leaks_nothing(
     assert (scene.outside / "secret.txt").read_text() == "OUTSIDE-SECRET\n"
 
 
+@pytest.mark.e2e
+@pytest.mark.parametrize("defence", DEFENCES)
+async def test_every_attack_is_refused_by_each_defence_alone(
+    scene: Scene, model: ScriptedModelServer, settings, defence: str
+) -> None:
+    """The whole matrix: one CLI per defence plays every attack, one tool call a step."""
+    options = DEFENCES[defence](server_options(scene, model, settings))
+    options = dataclasses.replace(options, max_turns=len(ATTACK_NAMES) + 2)
+    before = scene.snapshot_outside()
+
+    results = await run_attack(options, EVERY_ATTACK)
+
+    assert len(results) == len(ATTACK_NAMES)
+    for attack, result in zip(ATTACK_NAMES, results, strict=True):
+        assert_refused(attack, defence, result)
+    assert_nothing_leaked(scene, model, before)
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("defence", DEFENCES)
+@pytest.mark.parametrize("attack", REPRESENTATIVE)
+async def test_an_attack_alone_in_a_fresh_cli_is_refused_and_leaks_nothing(
+    scene: Scene, model: ScriptedModelServer, settings, attack: str, defence: str
+) -> None:
+    """A representative set again, each the first call of a new CLI: no earlier refusal helps."""
+    options = DEFENCES[defence](server_options(scene, model, settings))
+    before = scene.snapshot_outside()
+
+    results = await run_attack(options, attack)
+
+    assert results
+    for result in results:
+        assert_refused(attack, defence, result)
+    assert_nothing_leaked(scene, model, before)
+
+
+#: Attacks whose path is, read literally as the CLI reads it, a name inside the workspace:
+#: the gate lets them through and the CLI finds no such file.
+LITERAL_NAMES = {"owasp_percent_encoded", "owasp_unicode_escapes"}
+
+
+@pytest.mark.parametrize("attack", ATTACK_NAMES)
+def test_the_gate_alone_refuses_every_attack_that_leaves_the_workspace(
+    scene: Scene, attack: str
+) -> None:
+    from chat.agent.gate import tool_problem
+
+    tool_name, tool_input = attacks(scene)[attack]
+    problem = tool_problem(scene.workspace, tool_name, tool_input)
+
+    if attack in LITERAL_NAMES:
+        assert problem is None
+        assert (scene.workspace / tool_input["file_path"]).parent == scene.workspace
+    else:
+        assert problem is not None
+
+
+@pytest.mark.e2e
 async def test_only_the_five_tools_are_offered(
     scene: Scene, model: ScriptedModelServer, settings
 ) -> None:
@@ -219,6 +293,7 @@ async def test_only_the_five_tools_are_offered(
     assert offered - {"DeferredToolPlaceholder"} == {"Read", "Edit", "Write", "Glob", "Grep"}
 
 
+@pytest.mark.e2e
 async def test_cli_environment_holds_only_the_allowed_variables(
     scene: Scene, settings, monkeypatch, tmp_path
 ) -> None:
@@ -247,6 +322,7 @@ async def test_cli_environment_holds_only_the_allowed_variables(
     assert os.environ["DATABASE_PASSWORD"] == "db-LEAKCANARY"
 
 
+@pytest.mark.e2e
 async def test_at_mentions_and_slash_commands_reach_the_model_verbatim(
     scene: Scene, settings
 ) -> None:
@@ -263,6 +339,7 @@ async def test_at_mentions_and_slash_commands_reach_the_model_verbatim(
     assert "/config" in sent
 
 
+@pytest.mark.e2e
 async def test_uploaded_project_settings_with_hooks_are_ignored(
     scene: Scene, model: ScriptedModelServer, settings
 ) -> None:
@@ -305,6 +382,7 @@ def test_gate_lets_ordinary_patterns_through(scene: Scene) -> None:
         assert tool_problem(scene.workspace, "Glob", {"pattern": pattern}) is None
 
 
+@pytest.mark.e2e
 async def test_without_either_wall_the_harness_sees_the_leak(
     scene: Scene, model: ScriptedModelServer, settings
 ) -> None:
@@ -317,6 +395,7 @@ async def test_without_either_wall_the_harness_sees_the_leak(
     assert (scene.outside / "new.txt").read_text() == "PWNED"
 
 
+@pytest.mark.e2e
 async def test_a_failing_gate_blocks_the_call(
     scene: Scene, model: ScriptedModelServer, settings, monkeypatch
 ) -> None:
