@@ -94,7 +94,10 @@ async def test_a_turn_racing_a_large_init_never_claims_or_undoes_the_upload(
     """The attack of issue 9, item 4, end to end: 500 files, a message 50 ms later.
 
     Whichever comes first, the other is refused with SESSION_BUSY, or runs after it:
-    a turn never reports the upload as its own, and undoing it never deletes it.
+    a turn never reports the upload as its own, and undoing it never deletes an upload
+    that came before it. (The big frame is parsed in a worker process, so the message
+    may overtake it; an upload after the turn is then reverted by its undo, as
+    documented. ``seq`` tells the orders apart: ``ready`` carries the current one.)
     """
     files = {f"data/part{n:03d}.csv": f"n,value\n{n},{'x' * 8000}\n" for n in range(500)}
     uploader = await ChatClient.connect(backend.ws_url)
@@ -103,7 +106,8 @@ async def test_a_turn_racing_a_large_init_never_claims_or_undoes_the_upload(
 
     await uploader.send({"type": "init", "sessionId": session_id, "files": files})
     await asyncio.sleep(0.05)
-    answer = (await talker.message(session_id, "[script:echo] hello", clientMessageId="r"))[-1]
+    turn = await talker.message(session_id, "[script:echo] hello", clientMessageId="r")
+    answer = turn[-1]
     ready = (await uploader.until("ready", "error"))[-1]
     if answer["type"] == "complete":
         assert not set(answer["files"]) & set(files)
@@ -115,7 +119,10 @@ async def test_a_turn_racing_a_large_init_never_claims_or_undoes_the_upload(
     await uploader.close()
     await talker.close()
 
-    if ready["type"] == "ready":
-        assert set(files) <= set(after["files"])
-    else:
+    if ready["type"] != "ready":
         assert ready["code"] == "SESSION_BUSY" and answer["type"] == "complete"
+    elif answer["type"] == "error" or ready["seq"] < turn[0]["seq"]:
+        assert set(files) <= set(after["files"])  # the upload came first: kept
+    else:
+        assert ready["seq"] >= answer["seq"], "the upload landed in the middle of the turn"
+        assert not set(files) & set(after["files"])  # after the turn: undone with it
