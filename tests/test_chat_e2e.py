@@ -358,6 +358,26 @@ async def test_stop_escalates_when_the_cli_cannot_answer_the_interrupt(
     assert after[-1]["type"] == "complete"
 
 
+async def test_a_cli_killed_mid_turn_ends_it_with_one_error_and_the_session_goes_on(
+    chat: ChatClient, session_id: str
+) -> None:
+    """The CLI dies (OOM killer, a crash) while it streams: its stream ends with no result."""
+    await chat.init(session_id)
+    await chat.begin(session_id, "[script:long_text]")
+    [pid] = claude_processes(session_id)
+    os.kill(pid, signal.SIGKILL)
+
+    frames = await chat.turn(timeout=15)
+
+    terminal = [f for f in frames if f["type"] in ("complete", "error")]
+    assert terminal == [frames[-1]] and frames[-1]["type"] == "error"
+    assert frames[-1]["recoverable"] is True
+    assert await chat.nothing()  # one terminal frame, nothing after it
+    after = await chat.message(session_id, "still there? [script:echo]")
+    assert after[-1]["type"] == "complete"
+    assert claude_processes(session_id) != [pid]
+
+
 async def test_dropped_model_stream_ends_in_a_recoverable_error(
     chat: ChatClient, session_id: str
 ) -> None:
