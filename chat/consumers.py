@@ -73,7 +73,8 @@ class ChatConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
         if not presents_token(self.scope):
             await self.refuse(Unauthorized("This server needs a valid token."), CLOSE_UNAUTHORIZED)
             return
-        if not self.runtime.per_client.open(self.client_address, settings.MAX_SOCKETS_PER_CLIENT):
+        limit = settings.MAX_SOCKETS_PER_CLIENT
+        if not await self.runtime.per_client.open(self.client_address, limit):
             await self.refuse(ServerBusy("Too many connections from this address."), CLOSE_BUSY)
             return
         self.counted = True
@@ -89,7 +90,7 @@ class ChatConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
     async def disconnect(self, code: int) -> None:
         if not self.counted:
             return
-        self.runtime.per_client.close(self.client_address)
+        await self.runtime.per_client.close(self.client_address)
         self.runtime.sockets.forget(self.close_with)
         for runner in self.runners.values():
             runner.leave(self.send_frame)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Protocol
 
 
 @dataclass
@@ -30,20 +31,30 @@ class TokenBucket:
         return True
 
 
+class ClientCounter(Protocol):
+    """Open sockets per client address: per process here, across a fleet in Redis."""
+
+    async def open(self, client: str, limit: int) -> bool:
+        """Count a new socket from ``client``; False (and not counted) past ``limit``."""
+
+    async def close(self, client: str) -> None:
+        """A socket from ``client`` closed."""
+
+
 class SocketCounter:
     """Open sockets per client address, in this server process."""
 
     def __init__(self) -> None:
         self._open: Counter[str] = Counter()
 
-    def open(self, client: str, limit: int) -> bool:
+    async def open(self, client: str, limit: int) -> bool:
         """Count a new socket from ``client``; False (and not counted) past ``limit``."""
         if self._open[client] >= limit:
             return False
         self._open[client] += 1
         return True
 
-    def close(self, client: str) -> None:
+    async def close(self, client: str) -> None:
         """A socket from ``client`` closed."""
         self._open[client] -= 1
         if self._open[client] <= 0:

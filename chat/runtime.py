@@ -8,10 +8,11 @@ in a module global, so a test starts from a fresh one (:func:`reset_runtime`), t
 Channels holds its channel layers.
 
 The parts are the seams the cluster issues plug Redis-backed implementations into:
-``sessions`` (which process owns a session, and its runner there), the event fan-out
-and replay log inside each runner (:class:`chat.session.event_stream.EventStream`),
-``per_client`` (counters shared by every server) and ``agents`` (the CLI slots of
-this process).
+``sessions`` (which process owns a session, and its runner there), ``make_events`` (a
+session's numbered events, replay log and fan-out:
+:class:`chat.session.event_stream.SessionEvents`), ``per_client`` (counters that a
+fleet shares: :class:`chat.limits.ClientCounter`) and ``agents`` (the CLI slots of
+this process, which stay per server: they are its memory).
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from claude_agent_sdk import ClaudeSDKClient
 from chat.agent.pool import AgentPool
 from chat.agent.process import ClientFactory
 from chat.frame_parser import FrameParser
-from chat.limits import SocketCounter
+from chat.limits import ClientCounter, SocketCounter
+from chat.session.event_stream import EventsFactory, EventStream
 from chat.session.registry import SessionRegistry
 from chat.session.shutdown import OpenSockets
 
@@ -34,15 +36,22 @@ class Runtime:
 
     agents: AgentPool
     sessions: SessionRegistry
-    per_client: SocketCounter = field(default_factory=SocketCounter)
+    per_client: ClientCounter = field(default_factory=SocketCounter)
     sockets: OpenSockets = field(default_factory=OpenSockets)
     frames: FrameParser = field(default_factory=FrameParser)
 
     @classmethod
-    def create(cls, *, make_client: ClientFactory = ClaudeSDKClient) -> Runtime:
-        """A runtime with nothing live; ``make_client`` makes each session's SDK client."""
+    def create(
+        cls,
+        *,
+        make_client: ClientFactory = ClaudeSDKClient,
+        make_events: EventsFactory = EventStream,
+    ) -> Runtime:
+        """A runtime with nothing live; ``make_client`` makes each session's SDK client,
+        ``make_events`` each session's events."""
         agents = AgentPool()
-        return cls(agents=agents, sessions=SessionRegistry(agents=agents, make_client=make_client))
+        sessions = SessionRegistry(agents=agents, make_client=make_client, make_events=make_events)
+        return cls(agents=agents, sessions=sessions)
 
     def close(self) -> None:
         """Let go of what outlives the event loop (the frame parser's worker process)."""

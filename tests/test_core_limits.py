@@ -60,34 +60,34 @@ def test_a_refused_frame_costs_nothing(clock) -> None:
     assert bucket.take() is True
 
 
-def test_sockets_are_counted_per_client_up_to_the_limit() -> None:
+async def test_sockets_are_counted_per_client_up_to_the_limit() -> None:
     counter = SocketCounter()
 
-    assert [counter.open("10.0.0.1", limit=2) for _ in range(3)] == [True, True, False]
-    assert counter.open("10.0.0.2", limit=2) is True
+    assert [await counter.open("10.0.0.1", limit=2) for _ in range(3)] == [True, True, False]
+    assert await counter.open("10.0.0.2", limit=2) is True
 
 
-def test_a_closed_socket_frees_its_place() -> None:
+async def test_a_closed_socket_frees_its_place() -> None:
     counter = SocketCounter()
-    counter.open("10.0.0.1", limit=1)
-    counter.close("10.0.0.1")
+    await counter.open("10.0.0.1", limit=1)
+    await counter.close("10.0.0.1")
 
-    assert counter.open("10.0.0.1", limit=1) is True
+    assert await counter.open("10.0.0.1", limit=1) is True
 
 
-def test_a_refused_socket_is_not_counted() -> None:
+async def test_a_refused_socket_is_not_counted() -> None:
     counter = SocketCounter()
-    counter.open("10.0.0.1", limit=1)
-    counter.open("10.0.0.1", limit=1)  # refused
-    counter.close("10.0.0.1")
+    await counter.open("10.0.0.1", limit=1)
+    await counter.open("10.0.0.1", limit=1)  # refused
+    await counter.close("10.0.0.1")
 
-    assert counter.open("10.0.0.1", limit=1) is True
+    assert await counter.open("10.0.0.1", limit=1) is True
 
 
-def test_a_client_with_no_socket_left_is_forgotten() -> None:
+async def test_a_client_with_no_socket_left_is_forgotten() -> None:
     counter = SocketCounter()
     for client in ("a", "b", "c"):
-        counter.open(client, limit=5)
-        counter.close(client)
+        await counter.open(client, limit=5)
+        await counter.close(client)
 
     assert not counter._open

@@ -20,6 +20,7 @@ from chat.exceptions import NothingToUndo, SessionBusy
 from chat.models import TurnOutcome
 from chat.protocol import InitFrame, MessageFrame, UndoFrame
 from chat.session import store
+from chat.session.event_stream import EventStream
 from chat.session.registry import SessionRegistry
 from chat.session.runner import RunnerState, SessionRunner
 from tests.support.fake_sdk import FakeSDK, Reply, recorded
@@ -72,7 +73,9 @@ class Sessions:
     def __init__(self, sdk: FakeSDK) -> None:
         self.sdk = sdk
         self.agents = AgentPool()
-        self.registry = SessionRegistry(agents=self.agents, make_client=sdk)
+        self.registry = SessionRegistry(
+            agents=self.agents, make_client=sdk, make_events=EventStream
+        )
 
     async def open(self, session_id: str = "s1", **init) -> tuple[SessionRunner, Socket]:
         socket = Socket()

@@ -8,6 +8,7 @@ import pytest
 from claude_agent_sdk import ClaudeSDKClient
 
 from chat.runtime import Runtime
+from chat.session.event_stream import EventStream
 from chat.session.runner import SessionRunner
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(30)]
@@ -25,7 +26,11 @@ async def test_close_is_not_lost_when_a_socket_leaves_at_the_same_moment(
     runtime = Runtime.create()
     for _ in range(20):
         runner = SessionRunner(
-            "race1", runtime.sessions, agents=runtime.agents, make_client=ClaudeSDKClient
+            "race1",
+            runtime.sessions,
+            agents=runtime.agents,
+            make_client=ClaudeSDKClient,
+            make_events=EventStream,
         )
         await asyncio.sleep(0.01)  # the owner task is now waiting for a command
 

@@ -1,10 +1,17 @@
-"""A session's event stream: numbered with ``seq``, kept for replay, sent to every socket."""
+"""A session's event stream: numbered with ``seq``, kept for replay, sent to every socket.
+
+:class:`SessionEvents` is the seam: what a runner needs of its session's events.
+:class:`EventStream` is the one-process implementation (an in-memory log, the sockets
+of this process); a fleet's would keep the log in a Redis stream and fan out to the
+sockets of every server. Only the session's owner numbers events, so ``stamp`` stays a
+plain call; ``publish`` and ``attach`` are where the I/O of such a backend would go.
+"""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
 from django.conf import settings
 
@@ -14,6 +21,36 @@ from chat.session.event_log import EventLog
 logger = logging.getLogger("dashboard_ai.chat")
 
 Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+class SessionEvents(Protocol):
+    """The numbered events of one session, their replay log and the sockets they go to."""
+
+    @property
+    def seq(self) -> int:
+        """The seq of the session's latest event."""
+
+    def continue_from(self, seq: int) -> None: ...
+
+    def stamp(
+        self, frame: ServerFrame, *, advance: bool = False, client_message_id: str | None = None
+    ) -> dict[str, Any]: ...
+
+    def replay(self, after: int) -> list[dict[str, Any]] | None: ...
+
+    async def publish(self, event: dict[str, Any]) -> None: ...
+
+    async def attach(self, send: Send, after: int) -> None: ...
+
+    def detach(self, send: Send) -> None: ...
+
+    @property
+    def attended(self) -> bool:
+        """Whether any socket receives the events."""
+
+
+#: What makes a session's events from its id (the runtime's ``make_events``).
+EventsFactory = Callable[[str], SessionEvents]
 
 
 class EventStream:
@@ -49,6 +86,10 @@ class EventStream:
         update["seq"] = self.seq
         return frame.model_copy(update=update).to_wire()
 
+    def replay(self, after: int) -> list[dict[str, Any]] | None:
+        """The held events after seq ``after``; ``None`` when some are no longer held."""
+        return self.log.since(after)
+
     async def publish(self, event: dict[str, Any]) -> None:
         """Keep a stamped event for replay and send it to every socket."""
         self.log.append(event)
@@ -65,3 +106,12 @@ class EventStream:
                 await send(event)
                 after = event["seq"]
         self.sockets.add(send)  # no await since the last check: nothing missed
+
+    def detach(self, send: Send) -> None:
+        """Stop sending to ``send``."""
+        self.sockets.discard(send)
+
+    @property
+    def attended(self) -> bool:
+        """Whether any socket receives the events."""
+        return bool(self.sockets)

@@ -12,7 +12,7 @@ from chat.agent.pool import AgentPool
 from chat.agent.process import ClientFactory
 from chat.exceptions import ServerBusy
 from chat.protocol import InitFrame
-from chat.session.event_stream import Send
+from chat.session.event_stream import EventsFactory, Send
 from chat.session.runner import SessionRunner
 
 logger = logging.getLogger("dashboard_ai.chat")
@@ -21,10 +21,13 @@ logger = logging.getLogger("dashboard_ai.chat")
 class SessionRegistry:
     """The live runners of this server process, by session id, least recently used first."""
 
-    def __init__(self, *, agents: AgentPool, make_client: ClientFactory) -> None:
+    def __init__(
+        self, *, agents: AgentPool, make_client: ClientFactory, make_events: EventsFactory
+    ) -> None:
         self._runners: OrderedDict[str, SessionRunner] = OrderedDict()
         self._agents = agents
         self._make_client = make_client
+        self._make_events = make_events
 
     async def open(
         self, session_id: str, send: Send, frame: InitFrame, *, client: str
@@ -45,6 +48,7 @@ class SessionRegistry:
                     self,
                     agents=self._agents,
                     make_client=self._make_client,
+                    make_events=self._make_events,
                     opened_by=client,
                 )
                 self._runners[session_id] = runner

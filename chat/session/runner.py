@@ -46,7 +46,7 @@ from chat.protocol import (
     file_contents,
 )
 from chat.session import store
-from chat.session.event_stream import EventStream, Send
+from chat.session.event_stream import EventsFactory, Send
 from chat.session.store import UndoPlan
 from chat.session.turn import Turn, TurnRun
 from workspaces import leases, undo_states
@@ -107,12 +107,13 @@ class SessionRunner:
         *,
         agents: AgentPool,
         make_client: ClientFactory,
+        make_events: EventsFactory,
         opened_by: str = "",
     ) -> None:
         self.session_id = session_id
         self.opened_by = opened_by  # the client address whose init started this runner
         self.workspace = workspaces.path_for(session_id)
-        self.stream = EventStream(session_id)
+        self.stream = make_events(session_id)
         self.state = RunnerState.IDLE
         self.turn: Turn | None = None  # the running turn, in state TURN
         self._not_busy = asyncio.Event()
@@ -153,7 +154,7 @@ class SessionRunner:
         else:
             conflicts = []
             await workspaces.create(session_id=self.session_id)
-        replay = None if frame.last_seq is None else self.stream.log.since(frame.last_seq)
+        replay = None if frame.last_seq is None else self.stream.replay(frame.last_seq)
         truncated = frame.last_seq is not None and replay is None
         snapshot = await workspaces.snapshot(session_id=self.session_id)
         ready = self.stream.stamp(
@@ -291,7 +292,7 @@ class SessionRunner:
 
     def leave(self, send: Send) -> None:
         """Detach a socket. A running turn goes on; an idle runner is released later."""
-        self.stream.sockets.discard(send)
+        self.stream.detach(send)
         self._commands.put_nowait(_Wake())
 
     def release_if_unattended(self) -> bool:
@@ -309,7 +310,7 @@ class SessionRunner:
     @property
     def unattended(self) -> bool:
         """No socket, no turn, no socket on its way: the runner may be released."""
-        return not self.stream.sockets and not self.busy and self._holds == 0
+        return not self.stream.attended and not self.busy and self._holds == 0
 
     # --- events --------------------------------------------------------------------
 
