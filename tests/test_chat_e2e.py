@@ -334,12 +334,18 @@ async def test_seq_and_resent_outcomes_survive_a_server_restart(
     assert second[0]["seq"] == last_seq + 1
 
 
-async def test_stop_escalates_when_the_cli_cannot_answer_the_interrupt(
-    chat: ChatClient, session_id: str
-) -> None:
+async def cli_of_a_streaming_turn(chat: ChatClient, session_id: str) -> int:
+    """Open the session, start a long text and return the pid of the CLI streaming it."""
     await chat.init(session_id)
     await chat.begin(session_id, "[script:long_text]")
     [pid] = claude_processes(session_id)
+    return pid
+
+
+async def test_stop_escalates_when_the_cli_cannot_answer_the_interrupt(
+    chat: ChatClient, session_id: str
+) -> None:
+    pid = await cli_of_a_streaming_turn(chat, session_id)
     os.kill(pid, signal.SIGSTOP)  # a CLI that hangs: it can neither answer nor exit
     started = time.monotonic()
 
@@ -362,9 +368,7 @@ async def test_a_cli_killed_mid_turn_ends_it_with_one_error_and_the_session_goes
     chat: ChatClient, session_id: str
 ) -> None:
     """The CLI dies (OOM killer, a crash) while it streams: its stream ends with no result."""
-    await chat.init(session_id)
-    await chat.begin(session_id, "[script:long_text]")
-    [pid] = claude_processes(session_id)
+    pid = await cli_of_a_streaming_turn(chat, session_id)
     os.kill(pid, signal.SIGKILL)
 
     frames = await chat.turn(timeout=15)

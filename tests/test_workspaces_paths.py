@@ -112,6 +112,13 @@ HOSTILE = {
 }
 
 
+def refusal(layout: Path, path: str) -> str:
+    """Why ``resolve_inside`` refuses ``path`` (the test fails if it does not)."""
+    with pytest.raises(InvalidPath) as caught:
+        resolve_inside(layout, path)
+    return caught.value.reason
+
+
 def test_hostile_table_is_long_enough():
     assert len(HOSTILE) >= 35
 
@@ -193,10 +200,9 @@ NOT_USER_WORK = {
 
 @pytest.mark.parametrize("path", NOT_USER_WORK.values(), ids=NOT_USER_WORK.keys())
 def test_name_that_is_not_user_work_is_refused(layout, path):
-    with pytest.raises(InvalidPath) as caught:
-        resolve_inside(layout, path)
-    assert "not user work" in caught.value.reason
-    assert path_problem(path) == caught.value.reason
+    reason = refusal(layout, path)
+    assert "not user work" in reason
+    assert path_problem(path) == reason
 
 
 USER_WORK = [
@@ -231,9 +237,7 @@ def test_path_nested_deeper_than_the_setting_is_refused(layout, settings, depth,
     if not refused:
         assert resolve_inside(layout, path) == layout.resolve() / path
         return
-    with pytest.raises(InvalidPath) as caught:
-        resolve_inside(layout, path)
-    assert caught.value.reason == f"nested deeper than {depth} directories"
+    assert refusal(layout, path) == f"nested deeper than {depth} directories"
 
 
 # --- Unicode: one normal form (NFC) -------------------------------------------------
@@ -251,23 +255,18 @@ NOT_NFC = {
 
 @pytest.mark.parametrize("path", NOT_NFC.values(), ids=NOT_NFC.keys())
 def test_path_not_in_nfc_is_refused(layout, path):
-    with pytest.raises(InvalidPath) as caught:
-        resolve_inside(layout, path)
-    assert caught.value.reason == "not in Unicode NFC form"
+    assert refusal(layout, path) == "not in Unicode NFC form"
 
 
 def test_nfc_twin_of_a_name_on_disk_is_refused(layout):
     (layout / "cafe\u0301.txt").write_text("written before NFC was required")
-    with pytest.raises(InvalidPath) as caught:
-        resolve_inside(layout, "caf\u00e9.txt")
-    assert caught.value.reason == "same name as an existing file once normalised"
+    assert refusal(layout, "caf\u00e9.txt") == "same name as an existing file once normalised"
 
 
 def test_nfc_twin_of_a_directory_on_disk_is_refused(layout):
     (layout / "src" / "donne\u0301es").mkdir()
-    with pytest.raises(InvalidPath) as caught:
-        resolve_inside(layout, "src/donn\u00e9es/new.csv")
-    assert caught.value.reason == "same name as an existing file once normalised"
+    reason = refusal(layout, "src/donn\u00e9es/new.csv")
+    assert reason == "same name as an existing file once normalised"
 
 
 def test_existing_nfc_name_and_new_names_beside_an_nfd_one_resolve(layout):
