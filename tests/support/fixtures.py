@@ -46,6 +46,35 @@ def own_server(tmp_path, shared_model: ScriptedModelServer) -> Callable[..., Liv
 
 
 @pytest.fixture
+def cluster(tmp_path, shared_model: ScriptedModelServer) -> Iterator[Callable[..., LiveServer]]:
+    """A factory of servers on one database, each on a disk of its own at one path.
+
+    Every server sees the same ``WORKSPACE_ROOT`` and ``DATA_DIR`` (under ``disk``), each
+    on its own folder (``LiveServer.own_disk``) through a mount namespace: servers of a
+    fleet on separate machines. They are stopped at the end of the test.
+    """
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    servers: list[LiveServer] = []
+
+    def make(**overrides: str) -> LiveServer:
+        data = tmp_path / f"server{len(servers)}"
+        data.mkdir()
+        shared = {
+            "DATA_DIR": str(disk / "var"),
+            "WORKSPACE_ROOT": str(disk / "workspaces"),
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'cluster.sqlite3'}",
+        }
+        env = server_env(data, shared_model.url, **{**shared, **overrides})
+        servers.append(LiveServer(data=data, env=env, disk=disk))
+        return servers[-1]
+
+    yield make
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
     """A redis-server of this test's own; a missing redis-server fails the test, never skips."""
     if shutil.which(REDIS_SERVER) is None:

@@ -19,7 +19,7 @@ from tests.support.live import LiveServer
 from tests.support.redis import RedisServer
 
 #: Fixtures that start a server process, directly or through another fixture.
-E2E_FIXTURES = frozenset({"backend", "own_server", "redis_server"})
+E2E_FIXTURES = frozenset({"backend", "own_server", "cluster", "redis_server"})
 
 #: What a fast test must not start, and the method that starts it.
 _PROCESS_STARTS = {

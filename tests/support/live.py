@@ -31,12 +31,19 @@ def free_port() -> int:
 
 @dataclass
 class LiveServer:
-    """The backend under daphne, configured by environment variables only."""
+    """The backend under daphne, configured by environment variables only.
+
+    With ``disk``, the server runs in a mount namespace of its own in which its folder
+    ``data / "disk"`` is bind-mounted on the path ``disk``: several servers then see
+    the same absolute paths (one ``WORKSPACE_ROOT`` for all, as a fleet needs) on disks
+    of their own, as servers on separate machines would.
+    """
 
     data: Path
     env: dict[str, str]
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
+    disk: Path | None = None
 
     @property
     def ws_url(self) -> str:
@@ -50,22 +57,39 @@ class LiveServer:
     def log_path(self) -> Path:
         return self.data / "server.log"
 
+    @property
+    def own_disk(self) -> Path:
+        """The folder the server sees at ``disk`` (on the host, where tests can look)."""
+        return self.data / "disk"
+
+    def _in_own_namespace(self, command: list[str]) -> list[str]:
+        """``command`` run with this server's folder mounted on ``disk``, seen by no one else."""
+        if self.disk is None:
+            return command
+        self.own_disk.mkdir(parents=True, exist_ok=True)
+        mount_then_run = 'mount --bind "$1" "$2" && shift 2 && exec "$@"'
+        return [
+            "unshare", "--mount", "--propagation", "private", "--",
+            "sh", "-c", mount_then_run, "sh", str(self.own_disk), str(self.disk), *command,
+        ]  # fmt: skip
+
     def start(self, timeout: float = 20.0) -> None:
         """Start daphne and wait until /health answers."""
         log = self.log_path.open("ab")
+        command = [
+            str(DAPHNE),
+            "-b",
+            "127.0.0.1",
+            "-p",
+            str(self.port),
+            "--websocket-max-message-size",
+            str(64 * 1024 * 1024),
+            "--websocket-max-frame-size",
+            str(64 * 1024 * 1024),
+            "dashboard_ai.asgi:application",
+        ]
         self.process = subprocess.Popen(
-            [
-                str(DAPHNE),
-                "-b",
-                "127.0.0.1",
-                "-p",
-                str(self.port),
-                "--websocket-max-message-size",
-                str(64 * 1024 * 1024),
-                "--websocket-max-frame-size",
-                str(64 * 1024 * 1024),
-                "dashboard_ai.asgi:application",
-            ],
+            self._in_own_namespace(command),
             cwd=ROOT,
             env=self.env,
             stdout=log,
