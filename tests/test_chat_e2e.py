@@ -10,7 +10,7 @@ import time
 import pytest
 
 from scripted_model.server import ScriptedModelServer
-from tests.support.live import ChatClient, LiveServer, claude_processes, free_port
+from tests.support.live import ChatClient, LiveServer, a_request_held, claude_processes, free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 
@@ -214,8 +214,7 @@ async def test_conversation_resumes_after_a_server_restart(
 
     assert ready["resumed"] is True and ready["messageCount"] == 1
     assert second[-1]["type"] == "complete"
-    bodies = [str(r.body.get("messages")) for r in shared_model.requests]
-    assert any("remember pineapple" in b and "what fruit?" in b for b in bodies)
+    assert a_request_held(shared_model, "remember pineapple", "what fruit?")
 
 
 async def test_idle_cli_is_closed_and_the_next_message_resumes(
@@ -237,8 +236,7 @@ async def test_idle_cli_is_closed_and_the_next_message_resumes(
 
     assert closed_while_connected
     assert second[-1]["type"] == "complete"
-    bodies = [str(r.body.get("messages")) for r in shared_model.requests]
-    assert any("remember kiwi" in b and "which fruit?" in b for b in bodies)
+    assert a_request_held(shared_model, "remember kiwi", "which fruit?")
 
 
 async def test_missing_model_key_is_reported_at_first_message_and_start(

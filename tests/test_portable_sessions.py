@@ -8,13 +8,12 @@ states, the conversation, stored outcomes and the HTTP history.
 from __future__ import annotations
 
 import base64
-import signal
 
 import pytest
 
 from scripted_model.scripts import APP_TSX
 from scripted_model.server import ScriptedModelServer
-from tests.support.live import ChatClient
+from tests.support.live import ChatClient, a_request_held
 
 pytestmark = [
     pytest.mark.timeout(120),
@@ -62,8 +61,7 @@ async def test_a_session_continues_on_another_server_with_files_undo_and_convers
     assert ready["resumed"] is True and ready["messageCount"] == 2
     assert resent == [first[-1]]  # the outcome stored on A, not a new turn
     assert third[-1]["type"] == "complete"
-    bodies = [str(r.body.get("messages")) for r in shared_model.requests]
-    assert any("remember pine" in body and "what fruit?" in body for body in bodies)
+    assert a_request_held(shared_model, "remember pine", "what fruit?")
     assert undone["type"] == "undone"  # the third turn and A's second one
     assert undone["files"]["src/App.tsx"] == APP_TSX
     assert (b.own_disk / "workspaces" / "move1" / "public" / "logo.png").read_bytes() == LOGO
@@ -80,10 +78,7 @@ async def test_a_server_killed_mid_turn_loses_no_completed_turn(
     await on_a.init("kill1", files=FILES)
     done = await on_a.message("kill1", "remember mango [script:write_app]")
     await on_a.begin("kill1", "[script:long_text]")
-    assert a.process is not None
-    a.process.send_signal(signal.SIGKILL)
-    a.process.wait()
-    a.process = None
+    a.kill()
     await on_a.close()
 
     b.start()
@@ -97,5 +92,4 @@ async def test_a_server_killed_mid_turn_loses_no_completed_turn(
     assert ready["files"] == sorted([*FILES, "src/App.tsx"])
     assert ready["resumed"] is True
     assert after[-1]["type"] == "complete"
-    bodies = [str(r.body.get("messages")) for r in shared_model.requests]
-    assert any("remember mango" in body and "which fruit?" in body for body in bodies)
+    assert a_request_held(shared_model, "remember mango", "which fruit?")

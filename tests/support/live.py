@@ -22,6 +22,12 @@ DAPHNE = Path(sys.executable).with_name("daphne")
 TEST_API_KEY = "sk-ant-test-LEAKCANARY-0123456789abcdef"
 
 
+def a_request_held(model: Any, *texts: str) -> bool:
+    """Whether one request the scripted model got held every one of ``texts`` (a resume)."""
+    bodies = [str(request.body.get("messages")) for request in model.requests]
+    return any(all(text in body for text in texts) for body in bodies)
+
+
 def free_port() -> int:
     """A TCP port nobody listens on right now."""
     with socket.socket() as sock:
@@ -119,6 +125,13 @@ class LiveServer:
             process.kill()
             process.wait()
             return None
+
+    def kill(self) -> None:
+        """SIGKILL the server, as a crash or the OOM killer would: no handler runs."""
+        if self.process is not None:
+            process, self.process = self.process, None
+            process.kill()
+            process.wait()
 
     def restart(self) -> None:
         """Stop the server process and start a new one on the same data."""
