@@ -14,18 +14,19 @@ django_application = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.conf import settings  # noqa: E402
-from django.core.management import call_command  # noqa: E402
 
 from chat.agent.options import model_configured  # noqa: E402
 from chat.routing import websocket_urlpatterns  # noqa: E402
 from chat.runtime import get_runtime  # noqa: E402
 from chat.session import shutdown  # noqa: E402
 from dashboard_ai.handshake import AllowedHostValidator, BrowserOriginValidator  # noqa: E402
+from dashboard_ai.migrations_lock import migrate  # noqa: E402
 
 if settings.AUTO_MIGRATE:
     # A plain `daphne dashboard_ai.asgi:application` must work on a fresh machine with
-    # no other step; deployments that migrate separately set AUTO_MIGRATE=0.
-    call_command("migrate", interactive=False, verbosity=0)
+    # no other step; deployments that migrate separately set AUTO_MIGRATE=0. Servers
+    # started together on one PostgreSQL database migrate one at a time.
+    migrate()
 
 if not model_configured():
     logging.getLogger("dashboard_ai").warning(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import secrets
 from pathlib import Path
+from typing import Any, cast
 
 from dashboard_ai.env import (
     ConfigError,
@@ -62,9 +63,21 @@ ASGI_APPLICATION = "dashboard_ai.asgi.application"
 TEMPLATES: list[dict[str, object]] = []
 STATIC_URL = "static/"
 
-DATABASES = {
-    "default": read("DATABASE_URL", env.db_url, f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
+# SQLite (a file) on one machine; postgres://user:password@host:port/name (psycopg 3)
+# for a deployment, where several servers share one database.
+DATABASES: dict[str, dict[str, Any]] = {
+    # The default is a URL; what comes back is the parsed entry.
+    "default": cast(Any, read("DATABASE_URL", env.db_url, f"sqlite:///{BASE_DIR / 'db.sqlite3'}")),
 }
+# No persistent connections, whatever DATABASE_URL's query says (?conn_max_age=): under
+# ASGI each HTTP request runs its ORM calls on a thread of its own that ends with the
+# request (Django's ThreadSensitiveContext), so a connection kept past the request
+# would be left open on a dead thread, one per request; Django's advice for ASGI is
+# CONN_MAX_AGE=0. Consumers and runners share one ORM thread whose connection
+# Channels closes before each frame it dispatches. There is no pool (psycopg_pool is
+# not a dependency). CONN_HEALTH_CHECKS only checks connections reused across
+# requests, of which there are none, so it stays off.
+DATABASES["default"].update(CONN_MAX_AGE=0, CONN_HEALTH_CHECKS=False)
 AUTO_MIGRATE = read_bool("AUTO_MIGRATE", True)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 USE_TZ = True

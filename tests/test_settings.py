@@ -54,6 +54,20 @@ def test_database_url_overrides_sqlite(tmp_path) -> None:
     )
 
 
+def test_a_postgres_url_uses_psycopg_3_and_never_persistent_connections() -> None:
+    from django.db.backends.postgresql.psycopg_any import is_psycopg3
+
+    database = settings_in(
+        {"DATABASE_URL": "postgres://u:p@db.internal:6543/chat?conn_max_age=600"},
+        'settings.DATABASES["default"]',
+    )
+    assert is_psycopg3
+    assert database["ENGINE"] == "django.db.backends.postgresql"
+    assert (database["HOST"], database["PORT"], database["NAME"]) == ("db.internal", 6543, "chat")
+    # Under ASGI a kept connection outlives its request's thread (dashboard_ai/settings.py).
+    assert database["CONN_MAX_AGE"] == 0
+
+
 def test_cors_origin_accepts_a_comma_separated_list() -> None:
     origins = settings_in(
         {"CORS_ORIGIN": "http://localhost:2500,https://app.example"},
