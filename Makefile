@@ -14,17 +14,20 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
-# Services the tests start themselves on free ports (redis-server), from Debian if missing.
+# Services the tests start themselves on free ports (redis-server, postgres), from Debian if missing.
 test-services:
 	bin/install-test-services
 
 run: install
 	HOST=$(HOST) PORT=$(PORT) VENV=$(VENV) bin/serve
 
+# Everything on SQLite, then the database tests again on a throwaway PostgreSQL
+# (tests/support/databases.py); the tests of PostgreSQL itself run in the second pass.
 test: install test-services
-	$(PY) -m pytest
+	$(PY) -m pytest -m "not postgres"
+	TEST_DATABASE=postgres $(PY) -m pytest -m "database or postgres"
 
-# The in-process layer alone (no CLI, daphne or redis-server): seconds, for the edit loop.
+# The in-process layer alone (no CLI, daphne, redis-server or postgres): seconds, for the edit loop.
 test-fast: install
 	$(PY) -m pytest -m "not e2e"
 

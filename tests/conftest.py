@@ -1,10 +1,11 @@
-"""Shared test configuration: fixtures in tests/support/fixtures.py, layers in layers.py."""
+"""Shared test configuration: fixtures in tests/support/fixtures.py, layers in layers.py,
+the run's database (SQLite or PostgreSQL) in databases.py."""
 
 import pytest
 
 from scripted_model.server import ScriptedModelServer
 
-pytest_plugins = ["tests.support.fixtures", "tests.support.layers"]
+pytest_plugins = ["tests.support.fixtures", "tests.support.layers", "tests.support.databases"]
 
 
 @pytest.fixture

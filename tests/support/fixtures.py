@@ -10,6 +10,7 @@ import pytest
 
 from scripted_model.server import ScriptedModelServer
 from tests.support.live import ChatClient, LiveServer, server_env
+from tests.support.postgres import live_database_url
 from tests.support.redis import REDIS_SERVER, RedisServer
 from tests.support.scripts import TEST_SCRIPTS
 
@@ -63,7 +64,7 @@ def cluster(tmp_path, shared_model: ScriptedModelServer) -> Iterator[Callable[..
         shared = {
             "DATA_DIR": str(disk / "var"),
             "WORKSPACE_ROOT": str(disk / "workspaces"),
-            "DATABASE_URL": f"sqlite:///{tmp_path / 'cluster.sqlite3'}",
+            "DATABASE_URL": live_database_url(tmp_path),
         }
         env = server_env(data, shared_model.url, **{**shared, **overrides})
         servers.append(LiveServer(data=data, env=env, disk=disk))

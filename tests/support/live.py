@@ -6,7 +6,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,6 +16,9 @@ from typing import Any
 
 import websockets
 
+from tests.support.ports import free_port
+from tests.support.postgres import live_database_url
+
 ROOT = Path(__file__).resolve().parents[2]
 DAPHNE = Path(sys.executable).with_name("daphne")
 TEST_API_KEY = "sk-ant-test-LEAKCANARY-0123456789abcdef"
@@ -26,13 +28,6 @@ def a_request_held(model: Any, *texts: str) -> bool:
     """Whether one request the scripted model got held every one of ``texts`` (a resume)."""
     bodies = [str(request.body.get("messages")) for request in model.requests]
     return any(all(text in body for text in texts) for body in bodies)
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -164,7 +159,7 @@ def server_env(data: Path, model_url: str, **overrides: str) -> dict[str, str]:
         "SECRET_KEY": "test-secret-key-LEAKCANARY-not-for-production",
         "DATA_DIR": str(data / "var"),
         "WORKSPACE_ROOT": str(data / "workspaces"),
-        "DATABASE_URL": f"sqlite:///{data / 'db.sqlite3'}",
+        "DATABASE_URL": overrides.get("DATABASE_URL") or live_database_url(data),
         "ANTHROPIC_API_KEY": TEST_API_KEY,
         "ANTHROPIC_BASE_URL": model_url,
         "CLAUDE_CODE_MAX_RETRIES": "2",
