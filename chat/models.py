@@ -60,3 +60,56 @@ class TurnRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.session_id}:{self.state_id}"
+
+
+class Transcript(models.Model):
+    """One transcript of the SDK's session store: a conversation, or a subagent's.
+
+    Keyed as the SDK keys it (``claude_agent_sdk.SessionKey``): the project key (from
+    the workspace's real path), the SDK session id and, for a subagent's transcript, a
+    subpath ("" is the main transcript). ``mtime_ms`` is when it was last written;
+    ``summary`` is the SDK's summary sidecar of a main transcript (opaque to us).
+    """
+
+    project_key = models.CharField(max_length=255)
+    session_id = models.CharField(max_length=255)
+    subpath = models.CharField(max_length=255, blank=True, default="")
+    mtime_ms = models.BigIntegerField(default=0)
+    # JSON as text, like the entries: PostgreSQL's jsonb refuses a NUL character.
+    summary = models.TextField(blank=True, default="")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project_key", "session_id", "subpath"], name="one_transcript_per_key"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return "/".join(p for p in (self.project_key, self.session_id, self.subpath) if p)
+
+
+class TranscriptEntry(models.Model):
+    """One line of a transcript, in the order it was appended (the row id's order).
+
+    ``entry`` is the line's JSON as text, not jsonb: PostgreSQL's jsonb refuses a NUL
+    character, which a file the agent read may hold, and nothing queries inside it.
+    ``uuid`` is the entry's own, when it has one: a batch the SDK sends again is not
+    stored twice.
+    """
+
+    transcript = models.ForeignKey(Transcript, on_delete=models.CASCADE, related_name="entries")
+    uuid = models.CharField(max_length=255, null=True, blank=True)
+    entry = models.TextField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["transcript", "uuid"],
+                condition=models.Q(uuid__isnull=False),
+                name="one_entry_per_uuid",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.transcript_id}:{self.uuid or self.pk}"
