@@ -9,7 +9,11 @@ from channels.testing import WebsocketCommunicator
 
 from chat.consumers import ChatConsumer
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(30)]
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.database,
+    pytest.mark.timeout(30),
+]
 
 
 @pytest.fixture(autouse=True)

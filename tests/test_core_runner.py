@@ -27,7 +27,11 @@ from tests.support.fake_sdk import FakeSDK, Reply, recorded
 from workspaces import leases
 from workspaces import services as workspaces
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(10)]
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.database,
+    pytest.mark.timeout(10),
+]
 
 TERMINAL = ("complete", "error")
 

@@ -9,7 +9,7 @@ from chat.models import ChatSession, TurnOutcome, TurnRecord
 from chat.session import store
 
 # Transactional: the async ORM runs on a thread of its own, outside a test transaction.
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.database]
 
 SESSION = "s1"
 

@@ -24,7 +24,11 @@ from scripted_model.scripts import APP_TSX
 from tests.support.fake_sdk import FakeSDK, Reply, recorded
 from workspaces import services as workspaces
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(10)]
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.database,
+    pytest.mark.timeout(10),
+]
 
 SESSION = "s1"
 TERMINAL = (CompleteFrame, ErrorFrame)

@@ -26,7 +26,7 @@ from chat.api.transcripts import TranscriptFiles, conversation
 from tests.support.deep_trees import deep_tree
 from tests.support.live import ChatClient, LiveServer, claude_processes
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = [pytest.mark.database, pytest.mark.timeout(120)]
 
 FRONTEND = "http://localhost:2500"
 TOKEN = "history-token-0123456789"

@@ -11,7 +11,11 @@ from chat.consumers import ChatConsumer
 from tests.support.live import ChatClient
 from workspaces import services
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.database,
+    pytest.mark.timeout(120),
+]
 
 
 @pytest.fixture

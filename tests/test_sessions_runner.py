@@ -11,7 +11,11 @@ from chat.runtime import Runtime
 from chat.session.event_stream import EventStream
 from chat.session.runner import SessionRunner
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(30)]
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.database,
+    pytest.mark.timeout(30),
+]
 
 
 async def send_nowhere(frame: dict) -> None:

@@ -6,7 +6,7 @@ import pytest
 
 from workspaces import services, undo_states
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.database]
 
 
 @pytest.fixture(autouse=True)
