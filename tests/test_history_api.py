@@ -199,8 +199,8 @@ async def test_delete_removes_workspace_transcript_and_rows(
     await two_turns(chat, session_id)
     workspace = backend.data / "workspaces" / session_id
     config_dir = backend.data / "var" / "claude" / session_id
-    undo_states = backend.data / "workspaces" / ".history" / session_id
-    assert workspace.is_dir() and undo_states.is_dir()
+    stamp = backend.data / "workspaces" / ".stamps" / session_id
+    assert workspace.is_dir() and stamp.is_file()
     assert any(config_dir.glob("projects/*/*.jsonl"))
 
     deleted = await http(backend, "DELETE", f"/api/sessions/{session_id}")
@@ -208,7 +208,7 @@ async def test_delete_removes_workspace_transcript_and_rows(
     assert deleted.status == 204 and deleted.body == b""
     assert not workspace.exists()
     assert not config_dir.exists()
-    assert not undo_states.exists()
+    assert not stamp.exists()
     for path in (f"/api/sessions/{session_id}", f"/api/sessions/{session_id}/messages"):
         gone = await http(backend, "GET", path)
         assert gone.status == 404 and gone.json["code"] == "SESSION_NOT_FOUND"
@@ -220,6 +220,11 @@ async def test_delete_removes_workspace_transcript_and_rows(
         if '"session deleted"' in line and session_id in line
     ]
     assert [d["sessionId"] for d in deletions] == [session_id]
+    # The stored files and undo states went too: the id starts afresh.
+    ready = await chat.init(session_id)
+    await chat.send({"type": "undo", "sessionId": session_id})
+    refused = (await chat.until("error"))[-1]
+    assert ready["files"] == [] and refused["code"] == "NOTHING_TO_UNDO"
 
 
 async def test_delete_ends_the_live_session_and_its_cli(

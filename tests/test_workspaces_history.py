@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import pytest
+from django.db.models import Exists, OuterRef
 
 from workspaces import services, undo_states
+from workspaces.models import Blob, ManifestEntry, UndoState
 
-pytestmark = [pytest.mark.django_db, pytest.mark.database]
+# Transactional: the async ORM runs on a thread of its own, outside a test transaction.
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.database]
 
 
 @pytest.fixture(autouse=True)
@@ -48,8 +51,16 @@ async def test_states_are_bounded_and_blobs_stored_once(tmp_path) -> None:
         await save(f"t{number}")
 
     assert await undo_states.state_ids(session_id="s1") == ["t2", "t3", "t4"]
-    blobs = sorted(p.read_bytes() for p in (tmp_path / ".history" / "s1" / "blobs").iterdir())
-    assert blobs == [b"2", b"3", b"4", b"same content"]
+    # The blobs of dropped states stay until the cleanup removes them (see cleanup tests).
+    held = {
+        bytes(content)
+        async for content in Blob.objects.filter(
+            Exists(ManifestEntry.objects.filter(blob=OuterRef("pk")))
+        ).values_list("content", flat=True)
+    }
+    assert held == {b"2", b"3", b"4", b"same content"}
+    assert await Blob.objects.filter(content=b"same content").acount() == 1
+    assert not (tmp_path / ".history").exists()
 
 
 async def test_restoring_an_older_state_forgets_it_and_the_later_ones() -> None:
@@ -71,4 +82,5 @@ async def test_history_lives_outside_the_workspace_and_is_deleted_with_it(tmp_pa
 
     await undo_states.delete_history(session_id="s1")
 
-    assert not (tmp_path / ".history" / "s1").exists()
+    assert await undo_states.state_ids(session_id="s1") == []
+    assert not await UndoState.objects.aexists()

@@ -372,6 +372,7 @@ def test_resolved_path_is_always_strictly_inside(layout, path):
     assert resolved != real_root
 
 
+@pytest.mark.django_db(transaction=True)  # a sync is recorded in the database
 @property_settings
 @given(path=paths)
 def test_syncing_any_path_touches_nothing_outside(layout, settings, path):

@@ -25,6 +25,10 @@ from workspaces.paths import resolve_inside
 from workspaces.snapshots import diff_snapshots
 from workspaces.trees import remove_tree
 
+# Every change of a workspace is recorded in the database, on the async ORM's own thread
+# (outside a test transaction).
+pytestmark = pytest.mark.django_db(transaction=True)
+
 
 @pytest.fixture
 def root(settings, tmp_path):

@@ -5,34 +5,48 @@ goes through :func:`workspaces.paths.resolve_inside`. The async services cross t
 thread once per call, so a batch of files costs one hop, not one per file.
 Directories are created with mode 0700 and files with 0600, whatever the umask.
 
-Beside the workspaces, the root holds ``.leases/`` (:mod:`workspaces.leases`) and
-``.history/`` (:mod:`workspaces.undo_states`); dot-names never collide with session ids.
+The database holds what must survive (:mod:`workspaces.storage`); a workspace
+directory is only this server's copy of the current files. Every change made through
+these services is recorded as it is made, :func:`record_current` records what others
+wrote (the agent in a turn), and :func:`ensure_current` makes a missing or outdated
+copy the stored one again before it is used.
+
+Beside the workspaces, the root holds ``.leases/`` (:mod:`workspaces.leases`),
+``.stamps/`` (:mod:`workspaces.stamps`) and, from before the database held them,
+``.history/`` (undo states, read once: see :func:`ensure_current`); dot-names never
+collide with session ids.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from asgiref.sync import sync_to_async
 from django.conf import settings
 
+from workspaces import stamps, storage
 from workspaces.content import ClientContent, decode_from_wire
 from workspaces.exceptions import InvalidPath, PayloadTooLarge, WorkspaceNotFound, short_repr
 from workspaces.files import make_dirs, read_regular, write_temp
 from workspaces.paths import (
     path_problem,
+    relative_to_root,
     resolve_inside,
     validate_session_id,
 )
 from workspaces.snapshots import FileState, Snapshot
+from workspaces.stamps import Stamp
+from workspaces.storage import Current, Listing
 from workspaces.trees import remove_tree
 
 LEASES_DIR = ".leases"
-HISTORY_DIR = ".history"  # undo states, see workspaces.undo_states
+HISTORY_DIR = ".history"  # undo states on disk, from before the database held them
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,9 +140,9 @@ def _plan_sync(
     return [(target, data) for target, (_, data) in plan.items()]
 
 
-def _sync_in_blocking(root: Path, files: Mapping[str, ClientContent], limits: _Limits) -> None:
-    """Validate the whole batch, then write it (see :func:`_write_all`)."""
-    _write_all(root, _plan_sync(root, files, limits))
+def _written(root: Path, plan: list[tuple[Path, bytes]]) -> dict[str, bytes]:
+    """The files of ``plan`` by the path a listing of the workspace gives them."""
+    return {relative_to_root(root, target): data for target, data in plan}
 
 
 def _write_all(root: Path, plan: list[tuple[Path, bytes]]) -> None:
@@ -155,9 +169,13 @@ def _write_all(root: Path, plan: list[tuple[Path, bytes]]) -> None:
         temp.replace(target)
 
 
-def _apply_blocking(root: Path, write: Mapping[str, bytes], delete: Iterable[str]) -> None:
+def _plan_apply(root: Path, write: Mapping[str, bytes]) -> list[tuple[Path, bytes]]:
     _require_workspace(root, root.name)
-    _write_all(root, [(resolve_inside(root, rel), data) for rel, data in write.items()])
+    return [(resolve_inside(root, rel), data) for rel, data in write.items()]
+
+
+def _apply_blocking(root: Path, plan: list[tuple[Path, bytes]], delete: Iterable[str]) -> None:
+    _write_all(root, plan)
     for rel in delete:
         resolve_inside(root, rel).unlink(missing_ok=True)
 
@@ -206,8 +224,12 @@ async def exists(*, session_id: str) -> bool:
 
 
 async def delete(*, session_id: str) -> bool:
-    """Delete the workspace of ``session_id``, however deep; whether there was one."""
-    return await asyncio.to_thread(remove_tree, path_for(session_id))
+    """Delete the workspace of ``session_id``: this server's copy, however deep, and the
+    stored files and undo states (blobs stay for the cleanup). Whether there was one."""
+    removed = await asyncio.to_thread(remove_tree, path_for(session_id))
+    await asyncio.to_thread(stamps.remove, session_id)
+    stored = await sync_to_async(storage.delete_workspace)(session_id)
+    return removed or stored
 
 
 async def list_files(*, session_id: str) -> list[str]:
@@ -220,17 +242,39 @@ async def sync_in(*, session_id: str, files: Mapping[str, ClientContent]) -> lis
     """Write ``files`` (relative path to content) into the workspace, all or nothing.
 
     Every path, content and limit is checked before the first byte is written;
-    each file is then replaced atomically. Creates the workspace if missing.
+    each file is then replaced atomically. Creates the workspace if missing (rebuilt
+    from the database first, see :func:`ensure_current`); the change is recorded.
     Returns the written paths, sorted.
     """
-    root = path_for(session_id)
-    limits = _Limits(
+    await _refuse_before_first_copy(session_id, files)
+    await ensure_current(session_id=session_id)
+    return await _sync_in(session_id, files)
+
+
+def _limits() -> _Limits:
+    return _Limits(
         max_files=int(settings.WORKSPACE_MAX_FILES),
         max_file_bytes=int(settings.WORKSPACE_MAX_FILE_BYTES),
         max_total_bytes=int(settings.WORKSPACE_MAX_TOTAL_BYTES),
     )
+
+
+async def _refuse_before_first_copy(session_id: str, files: Mapping[str, ClientContent]) -> None:
+    """With no copy on this disk yet, check the batch before one is made for it.
+
+    So that a refused batch leaves nothing behind; with a copy, :func:`_sync_in`
+    checks it against the current copy anyway.
+    """
+    root = path_for(session_id)
+    if not await asyncio.to_thread(root.is_dir):
+        await asyncio.to_thread(_plan_sync, root, dict(files), _limits())
+
+
+async def _sync_in(session_id: str, files: Mapping[str, ClientContent]) -> list[str]:
+    root = path_for(session_id)
     batch = dict(files)
-    await asyncio.to_thread(_sync_in_blocking, root, batch, limits)
+    plan = await asyncio.to_thread(_plan_sync, root, batch, _limits())
+    await _change(session_id, root, plan, delete=[])
     return sorted(batch)
 
 
@@ -240,10 +284,12 @@ async def apply_changes(
     """Write ``write`` (path to bytes, atomically per file) and delete ``delete``.
 
     For content the server itself kept (undo); client content goes through
-    :func:`sync_in` and its limits.
+    :func:`sync_in` and its limits. The change is recorded.
     """
+    await ensure_current(session_id=session_id)
     root = path_for(session_id)
-    await asyncio.to_thread(_apply_blocking, root, dict(write), list(delete))
+    plan = await asyncio.to_thread(_plan_apply, root, dict(write))
+    await _change(session_id, root, plan, delete=list(delete))
 
 
 @dataclass(frozen=True, slots=True)
@@ -282,10 +328,12 @@ async def sync_in_unless_conflicting(
     the client sent, both sides changed it: the server's version stays, and the
     pair is returned for the client to resolve.
     """
+    await _refuse_before_first_copy(session_id, files)
+    await ensure_current(session_id=session_id)
     root = path_for(session_id)
     conflicts = await asyncio.to_thread(_conflicts_blocking, root, dict(files), dict(base_hashes))
     skipped = {conflict.path for conflict in conflicts}
-    await sync_in(session_id=session_id, files={p: c for p, c in files.items() if p not in skipped})
+    await _sync_in(session_id, {p: c for p, c in files.items() if p not in skipped})
     return conflicts
 
 
@@ -305,3 +353,147 @@ async def read_files(*, session_id: str, paths: Iterable[str]) -> dict[str, byte
 async def read_file(*, session_id: str, path: str) -> bytes:
     """The content of one file in the workspace."""
     return (await read_files(session_id=session_id, paths=[path]))[path]
+
+
+# --- The stored copy ------------------------------------------------------------------
+
+
+async def ensure_current(*, session_id: str, expect_writes: bool = False) -> None:
+    """Make this server's copy of the workspace the one the database holds.
+
+    Cheap when it already is: one query and a small file read (the copy's stamp, see
+    :mod:`workspaces.stamps`). A copy that is missing or outdated (another server
+    moved the session on) is rebuilt byte for byte from the database. A copy left
+    with changes nobody recorded (a server that died during a turn or a sync) is
+    recorded as it is. A session the database does not know is recorded from what
+    this disk holds (a workspace, and its undo states, from before the database held
+    them), or starts empty.
+
+    ``expect_writes``: something other than these services (the agent) is about to
+    write into the workspace. Until :func:`record_current`, the copy is stamped as
+    being written, so that if this server dies meanwhile, the next open finds out.
+
+    Callers serialise it with every other change of the session's workspace (the
+    session runner does: sync, turn and undo never overlap).
+    """
+    root = path_for(session_id)
+    state = await sync_to_async(storage.current)(session_id)
+    stamp, present = await asyncio.to_thread(_look, session_id, root)
+    if state is None:
+        state = await _first_record(session_id, root, stamp if present else None)
+    elif present and stamp is not None and stamp.holds(state):
+        pass
+    elif present and stamp is not None and stamp.changed_since(state):
+        state = await _store(session_id, await snapshot(session_id=session_id))
+    else:
+        state = await _rebuild(session_id, root)
+    wanted = Stamp.of(state, writing=expect_writes)
+    if wanted != stamp:
+        await asyncio.to_thread(stamps.write, session_id, wanted)
+
+
+async def record_current(*, session_id: str, files: Snapshot | None = None) -> None:
+    """Record the workspace's files in the database: ``files``, a snapshot just taken,
+    or a new one. For what was written without these services (the agent's turn).
+
+    Only new blobs and a new manifest are written; nothing when nothing changed.
+    """
+    if files is None:
+        files = await snapshot(session_id=session_id)
+    state = await _store(session_id, files)
+    await asyncio.to_thread(stamps.write, session_id, Stamp.of(state))
+
+
+def _look(session_id: str, root: Path) -> tuple[Stamp | None, bool]:
+    return stamps.read(session_id), root.is_dir()
+
+
+async def _store(session_id: str, files: Snapshot) -> Current:
+    listing = {path: state.sha256 for path, state in files.items()}
+    contents = {state.sha256: state.content for state in files.values()}
+    return await sync_to_async(storage.record)(session_id, listing, contents)
+
+
+async def _change(
+    session_id: str, root: Path, plan: list[tuple[Path, bytes]], *, delete: list[str]
+) -> None:
+    """Apply ``plan`` (target, bytes) and ``delete`` to the copy, and record the result.
+
+    The copy was made current just before (:func:`ensure_current`), so the new
+    listing is the stored one with this change: no file is read back or hashed again.
+    """
+    if not plan and not delete:
+        return
+    found = await sync_to_async(storage.current_listing)(session_id)
+    if found is None:  # the session was deleted since the copy was made current
+        raise WorkspaceNotFound(session_id)
+    base, listing = found
+    written = await asyncio.to_thread(_written, root, plan)
+    await asyncio.to_thread(stamps.write, session_id, Stamp.of(base, writing=True))
+    await asyncio.to_thread(_apply_blocking, root, plan, delete)
+    for rel in delete:
+        listing.pop(rel, None)
+    contents: dict[str, bytes] = {}
+    for rel, data in written.items():
+        listing[rel] = sha = FileState.of(data).sha256
+        contents[sha] = data
+    state = await sync_to_async(storage.record)(session_id, listing, contents)
+    await asyncio.to_thread(stamps.write, session_id, Stamp.of(state))
+
+
+async def _first_record(session_id: str, root: Path, stamp: Stamp | None) -> Current:
+    """Record a workspace the database does not know, from this disk."""
+    if stamp is not None:
+        # This code stamped the copy, yet the database has no such session: it was
+        # deleted (from another server). A new session of that id starts empty.
+        await asyncio.to_thread(remove_tree, root)
+    await create(session_id=session_id)
+    state = await _store(session_id, await snapshot(session_id=session_id))
+    if stamp is None:
+        await _import_disk_history(session_id)
+    return state
+
+
+async def _rebuild(session_id: str, root: Path) -> Current:
+    """Make the copy the database's current files: write what differs, delete the rest."""
+    # Half a rebuild must never look current, should this server die during it.
+    await asyncio.to_thread(stamps.remove, session_id)
+    found = await sync_to_async(storage.current_listing)(session_id)
+    if found is None:  # deleted since we looked
+        raise WorkspaceNotFound(session_id)
+    state, stored = found
+    # A name a rule made since then refuses would not be listed: leave it out.
+    listing = {path: sha for path, sha in stored.items() if path_problem(path) is None}
+    await create(session_id=session_id)
+    on_disk = await snapshot(session_id=session_id)
+    missing = {p: sha for p, sha in listing.items() if p not in on_disk or on_disk[p].sha256 != sha}
+    contents = await sync_to_async(storage.blob_contents)(set(missing.values()))
+    plan = await asyncio.to_thread(
+        _plan_apply, root, {path: contents[sha] for path, sha in missing.items()}
+    )
+    extra = [path for path in on_disk if path not in listing]
+    await asyncio.to_thread(_apply_blocking, root, plan, extra)
+    return state
+
+
+def _disk_history(directory: Path) -> list[tuple[str, Listing, dict[str, bytes]]]:
+    """The undo states kept in ``directory`` before the database held them, oldest first."""
+    try:
+        raw = json.loads((directory / "states.json").read_text())
+    except (FileNotFoundError, ValueError):
+        return []
+    states = []
+    for entry in raw:
+        listing: Listing = dict(entry["files"])
+        contents = {sha: (directory / "blobs" / sha).read_bytes() for sha in set(listing.values())}
+        states.append((str(entry["id"]), listing, contents))
+    return states
+
+
+async def _import_disk_history(session_id: str) -> None:
+    """Move the undo states a workspace kept on disk (``.history/``) into the database."""
+    directory = workspace_root() / HISTORY_DIR / session_id
+    keep = int(settings.WORKSPACE_HISTORY_STATES)
+    for state_id, listing, contents in await asyncio.to_thread(_disk_history, directory):
+        await sync_to_async(storage.save_state)(session_id, state_id, listing, contents, keep)
+    await asyncio.to_thread(remove_tree, directory)

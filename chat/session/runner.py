@@ -33,6 +33,7 @@ from chat.exceptions import (
     SessionBusy,
 )
 from chat.protocol import (
+    CompleteFrame,
     Conflict,
     ErrorFrame,
     InitFrame,
@@ -153,7 +154,8 @@ class SessionRunner:
                 self._release(RunnerState.SYNCING)
         else:
             conflicts = []
-            await workspaces.create(session_id=self.session_id)
+            if not self.busy:  # else the sync, turn or undo under way made it current
+                await workspaces.ensure_current(session_id=self.session_id)
         replay = None if frame.last_seq is None else self.stream.replay(frame.last_seq)
         truncated = frame.last_seq is not None and replay is None
         snapshot = await workspaces.snapshot(session_id=self.session_id)
@@ -377,6 +379,7 @@ class SessionRunner:
         terminal: ServerFrame
         turn.translator = TurnTranslator(workspace=PurePosixPath(self.workspace))
         try:
+            await workspaces.ensure_current(session_id=self.session_id, expect_writes=True)
             before = await workspaces.snapshot(session_id=self.session_id)
             # Keeping the undo state is off the path to the first streamed text: it runs
             # beside the turn and only has to be done before the turn is recorded.
@@ -397,7 +400,20 @@ class SessionRunner:
             logger.exception("turn failed", extra={"sessionId": self.session_id})
             await self.close_agent()
             terminal = error_frame_for(InternalError("Internal server error."))
+        if not isinstance(terminal, CompleteFrame):  # complete recorded its own snapshot
+            await self._record_files()
         await self._finish(turn, terminal)
+
+    async def _record_files(self) -> None:
+        """Record what the agent wrote in a turn that ended without ``complete``.
+
+        On a failure the workspace stays stamped as being written: the next turn or
+        open records it.
+        """
+        try:
+            await workspaces.record_current(session_id=self.session_id)
+        except Exception:
+            logger.exception("recording the files failed", extra={"sessionId": self.session_id})
 
     async def _keep_state(self, turn: Turn, before: Snapshot) -> None:
         """Keep the workspace as it was before the turn, for undo, and record the turn."""

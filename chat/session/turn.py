@@ -170,6 +170,7 @@ class TurnRun:
     ) -> CompleteFrame:
         turn = self.turn
         after = await workspaces.snapshot(session_id=self.host.session_id)
+        await workspaces.record_current(session_id=self.host.session_id, files=after)
         diff = diff_snapshots(before, after)
         written = diff.written
         return CompleteFrame(
