@@ -10,13 +10,21 @@ import time
 from io import StringIO
 
 import pytest
+from asgiref.sync import sync_to_async
 from django.core.management import CommandError, call_command
 
 from tests.support.deep_trees import deep_tree
 from workspaces import cleanup as workspace_cleanup
-from workspaces import leases
+from workspaces import leases, services, stamps, storage, undo_states
+from workspaces.models import Blob
+from workspaces.snapshots import FileState
+
+# The command removes unreferenced blobs from the database; the services record on the
+# async ORM's own thread (outside a test transaction).
+pytestmark = pytest.mark.django_db(transaction=True)
 
 HOUR = 3600
+NO_BLOBS = "removed 0 unreferenced blob(s) from the database (0 bytes)\n"
 
 
 @pytest.fixture
@@ -54,7 +62,7 @@ def test_old_workspace_is_removed_and_fresh_one_kept(root):
     assert fresh.exists()
     assert "removed old (8 bytes" in output
     assert "fresh" not in output
-    assert output.endswith("freed 8 bytes\n")
+    assert output.endswith("freed 8 bytes\n" + NO_BLOBS)
 
 
 def test_newest_file_decides_not_the_oldest(root):
@@ -78,7 +86,7 @@ def test_leased_workspace_is_skipped(root):
     asyncio.run(leases.acquire_lease(session_id="busy"))
     output = cleanup()
     assert ws.exists()
-    assert output == "freed 0 bytes\n"
+    assert output == "freed 0 bytes\n" + NO_BLOBS
 
 
 def test_stale_lease_does_not_protect_and_is_removed(root):
@@ -97,7 +105,9 @@ def test_dry_run_removes_nothing(root):
     output = cleanup("--dry-run")
     assert ws.exists()
     assert "would remove old (4 bytes" in output
-    assert output.endswith("would free 4 bytes\n")
+    assert output.endswith(
+        "would free 4 bytes\nwould remove 0 unreferenced blob(s) from the database (0 bytes)\n"
+    )
 
 
 def test_entries_that_are_not_workspaces_are_left_alone(root, tmp_path):
@@ -107,13 +117,13 @@ def test_entries_that_are_not_workspaces_are_left_alone(root, tmp_path):
     (root / "linked").symlink_to(tmp_path / "elsewhere")
     stamp = time.time() - 48 * HOUR
     os.utime(root / "stray-file", (stamp, stamp))
-    assert cleanup() == "freed 0 bytes\n"
+    assert cleanup() == "freed 0 bytes\n" + NO_BLOBS
     assert sorted(p.name for p in root.iterdir()) == ["bad name!", "linked", "stray-file"]
 
 
 def test_missing_root_is_nothing_to_do(settings, tmp_path):
     settings.WORKSPACE_ROOT = tmp_path / "missing"
-    assert cleanup() == "freed 0 bytes\n"
+    assert cleanup() == "freed 0 bytes\n" + NO_BLOBS
 
 
 @pytest.mark.parametrize("hours", ["-1", "nan"])
@@ -133,7 +143,7 @@ def test_a_tree_deeper_than_the_recursion_limit_is_removed_with_the_others(root)
 
         assert not first.exists() and not deep.exists() and not last.exists()
     assert "removed b (4 bytes" in output
-    assert output.endswith("freed 6 bytes\n")
+    assert output.endswith("freed 6 bytes\n" + NO_BLOBS)
 
 
 def test_a_workspace_that_cannot_be_removed_is_reported_and_the_others_removed(root, monkeypatch):
@@ -156,3 +166,44 @@ def test_a_workspace_that_cannot_be_removed_is_reported_and_the_others_removed(r
         "could not remove b: PermissionError: [Errno 1] Operation not permitted: 'f'\n"
     )
     assert "Traceback" not in errors.getvalue()
+
+
+# --- with the database ------------------------------------------------------------------
+
+
+def sha(data: bytes) -> str:
+    return FileState.of(data).sha256
+
+
+@pytest.mark.database
+def test_blobs_no_manifest_holds_are_removed_and_the_others_kept(root) -> None:
+    storage.record("s1", {"a": sha(b"old")}, {sha(b"old"): b"old"})
+    storage.save_state("s1", "t1", {"a": sha(b"undo")}, {sha(b"undo"): b"undo"}, keep=5)
+    storage.record("s1", {"a": sha(b"new")}, {sha(b"new"): b"new"})
+
+    dry = cleanup("--dry-run")
+    assert dry.endswith("would remove 1 unreferenced blob(s) from the database (3 bytes)\n")
+    assert Blob.objects.count() == 3
+
+    real = cleanup()
+
+    assert real.endswith("removed 1 unreferenced blob(s) from the database (3 bytes)\n")
+    assert sorted(bytes(blob.content) for blob in Blob.objects.all()) == [b"new", b"undo"]
+    assert cleanup() == "freed 0 bytes\n" + NO_BLOBS
+
+
+@pytest.mark.database
+async def test_an_old_copy_goes_and_comes_back_from_the_database(root) -> None:
+    await services.sync_in(session_id="old", files={"a.txt": "kept", "d/b.txt": "too"})
+    files = await services.snapshot(session_id="old")
+    await undo_states.save_state(session_id="old", state_id="t1", files=files)
+    make_workspace(root, "old", age_hours=48, files={})
+
+    output = await sync_to_async(cleanup)()
+
+    assert "removed old (7 bytes" in output
+    assert not (root / "old").exists() and stamps.read("old") is None
+    await services.ensure_current(session_id="old")
+    assert (root / "old" / "a.txt").read_text() == "kept"
+    assert (root / "old" / "d" / "b.txt").read_text() == "too"
+    assert await undo_states.state_ids(session_id="old") == ["t1"]

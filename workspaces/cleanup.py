@@ -1,5 +1,9 @@
 """Finding and removing workspaces nobody has used for a while (``cleanup_workspaces``).
 
+What is removed is this server's copy: the database keeps the session's files and
+undo states, and a copy is rebuilt from them when the session opens again. Blobs no
+manifest holds any more are removed from the database.
+
 Synchronous: its only caller is the management command.
 """
 
@@ -11,6 +15,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from workspaces import stamps, storage
 from workspaces.leases import is_leased, lease_path
 from workspaces.paths import is_valid_session_id
 from workspaces.services import HISTORY_DIR, workspace_root
@@ -67,12 +72,24 @@ def find_stale(*, session_id: str, older_than_hours: float) -> StaleWorkspace | 
 def remove_stale(*, workspace: StaleWorkspace) -> bool:
     """Delete a workspace from :func:`find_stale` unless leased since; whether removed.
 
-    Its lease and undo states go with it. Raises :class:`OSError` if it cannot be
-    removed; the lease and undo states then stay for the next run.
+    Its lease and stamp go with it (and undo states it kept on disk before the
+    database held them); what the database holds stays. Raises :class:`OSError` if
+    it cannot be removed; the lease and stamp then stay for the next run.
     """
     if is_leased(session_id=workspace.session_id):
         return False
     removed = remove_tree(workspace.path)
     lease_path(workspace.session_id).unlink(missing_ok=True)
+    stamps.remove(workspace.session_id)
     remove_tree(workspace_root() / HISTORY_DIR / workspace.session_id)
     return removed
+
+
+def unreferenced_blobs() -> tuple[int, int]:
+    """How many stored blobs no manifest holds, and their bytes (for a dry run)."""
+    return storage.unreferenced_blobs()
+
+
+def remove_unreferenced_blobs() -> tuple[int, int]:
+    """Remove the stored blobs no manifest holds; how many, and their bytes."""
+    return storage.remove_unreferenced_blobs()

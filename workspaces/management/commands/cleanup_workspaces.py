@@ -1,4 +1,5 @@
-"""``manage.py cleanup_workspaces``: delete workspaces nobody has touched for a while."""
+"""``manage.py cleanup_workspaces``: delete workspace copies nobody has touched for a while,
+and stored blobs no manifest holds."""
 
 from __future__ import annotations
 
@@ -13,12 +14,14 @@ from workspaces import cleanup
 
 
 class Command(BaseCommand):
-    """Remove unleased workspaces whose newest file is older than a limit."""
+    """Remove unleased workspaces whose newest file is older than a limit, and unused blobs."""
 
     help = (
-        "Delete workspaces whose newest file is older than --older-than hours "
-        "(default WORKSPACE_CLEANUP_HOURS). Workspaces leased by a live server "
-        "process are kept. A workspace that cannot be removed is reported and the "
+        "Delete this server's copies of workspaces whose newest file is older than "
+        "--older-than hours (default WORKSPACE_CLEANUP_HOURS); the database keeps their "
+        "files and undo states, and a copy is rebuilt when its session opens again. "
+        "Workspaces leased by a live server process are kept. Then delete the stored "
+        "blobs no manifest holds. A workspace that cannot be removed is reported and the "
         "others are still removed; the command then exits non-zero."
     )
 
@@ -38,7 +41,8 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        """Find stale workspaces, remove them (unless dry run) and report bytes freed.
+        """Find stale workspaces and unreferenced blobs, remove them (unless dry run) and
+        report bytes freed.
 
         Each workspace is handled on its own: one that fails is named on stderr, the
         rest go on, and a :class:`CommandError` at the end makes the exit status non-zero.
@@ -73,6 +77,14 @@ class Command(BaseCommand):
             freed += workspace.bytes
         verb = "would free" if dry_run else "freed"
         self.stdout.write(f"{verb} {freed} bytes")
+        if dry_run:
+            blobs, blob_bytes = cleanup.unreferenced_blobs()
+        else:
+            blobs, blob_bytes = cleanup.remove_unreferenced_blobs()
+        verb = "would remove" if dry_run else "removed"
+        self.stdout.write(
+            f"{verb} {blobs} unreferenced blob(s) from the database ({blob_bytes} bytes)"
+        )
         if failed:
             what = "workspace" if len(failed) == 1 else "workspaces"
             raise CommandError(f"could not {action} {len(failed)} {what}: {', '.join(failed)}")
