@@ -193,3 +193,13 @@ async def test_undo_restores_on_a_server_that_never_had_the_copy(server_a, use, 
     use(server_a)
     await services.ensure_current(session_id="s1")
     assert tree(server_a / "s1") == before
+
+
+async def test_files_are_listed_from_the_database_on_a_server_without_a_copy(
+    server_a, use, tmp_path
+) -> None:
+    await services.sync_in(session_id="s1", files={"b.txt": "b", "a/c.txt": "c"})
+    server_b = use(tmp_path / "b")
+
+    assert await services.list_files(session_id="s1") == ["a/c.txt", "b.txt"]
+    assert not (server_b / "s1").exists()  # listing makes no copy

@@ -233,9 +233,19 @@ async def delete(*, session_id: str) -> bool:
 
 
 async def list_files(*, session_id: str) -> list[str]:
-    """The sorted relative POSIX paths of the user files in the workspace."""
+    """The sorted relative POSIX paths of the user files in the workspace.
+
+    From this server's copy; with none (never opened here, or removed by the
+    cleanup), from the database, without making a copy.
+    """
     root = path_for(session_id)
-    return await asyncio.to_thread(_list_files_blocking, root, session_id)
+    try:
+        return await asyncio.to_thread(_list_files_blocking, root, session_id)
+    except WorkspaceNotFound:
+        found = await sync_to_async(storage.current_listing)(session_id)
+        if found is None:
+            raise
+        return sorted(path for path in found[1] if path_problem(path) is None)
 
 
 async def sync_in(*, session_id: str, files: Mapping[str, ClientContent]) -> list[str]:
