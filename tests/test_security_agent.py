@@ -30,7 +30,9 @@ from chat.agent import options as agent_options
 from scripted_model.server import ScriptedModelServer
 from scripted_model.turns import Script, Turn, say, tool
 
-pytestmark = [pytest.mark.timeout(60)]
+# The agent's options mirror its transcript to the database (chat.agent.transcript_store):
+# transactional, since the store writes from the ORM's own thread.
+pytestmark = [pytest.mark.timeout(60), pytest.mark.django_db(transaction=True)]
 
 # What must never reach the model. (The attacks' own inputs, like "PWNED", are echoed
 # back in the conversation, so they are checked on disk instead.)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import uuid
 from typing import Any
 
 import pytest
 from claude_agent_sdk import (
+    ClaudeSDKClient,
     SessionKey,
     SessionStore,
     fork_session_via_store,
@@ -17,6 +19,7 @@ from claude_agent_sdk import (
 )
 from claude_agent_sdk.testing import run_session_store_conformance
 
+from chat.agent.options import build_options
 from chat.agent.transcript_store import TranscriptStore
 from chat.models import Transcript, TranscriptEntry
 
@@ -161,3 +164,17 @@ async def test_deleting_a_session_leaves_no_rows_and_other_sessions_alone() -> N
     assert await store.load(other) is not None
     assert await Transcript.objects.acount() == 1
     assert await TranscriptEntry.objects.acount() == 1
+
+
+async def test_the_agent_mirrors_eagerly_and_the_sdk_refuses_file_checkpointing_beside_it(
+    tmp_path, settings
+) -> None:
+    settings.DATA_DIR = tmp_path / "var"
+    options = build_options(session_id="s1", workspace=tmp_path / "workspaces" / "s1")
+    checkpointing = dataclasses.replace(options, enable_file_checkpointing=True)
+
+    assert isinstance(options.session_store, TranscriptStore)
+    assert options.session_store_flush == "eager"
+    assert options.enable_file_checkpointing is False
+    with pytest.raises(ValueError, match="enable_file_checkpointing"):
+        await ClaudeSDKClient(checkpointing).connect()  # refused before any CLI starts

@@ -19,6 +19,7 @@ from claude_agent_sdk import ClaudeAgentOptions
 from django.conf import settings
 
 from chat.agent.gate import ALLOWED_TOOLS, tool_gate
+from chat.agent.transcript_store import TranscriptStore
 
 LAUNCHER = Path(__file__).with_name("launcher.sh")
 BUNDLED_CLI = Path(claude_agent_sdk.__file__).parent / "_bundled" / "claude"
@@ -120,6 +121,13 @@ def build_options(
 
     ``resume_at`` (after an undo) loads the conversation ``resume`` only up to that
     message, into a fork, so the undone turns are gone for the model.
+
+    The transcript is mirrored to the database (:class:`TranscriptStore`) and a resume
+    loads it from there, so the conversation does not depend on this server's disk.
+    The SDK keys it by the workspace's real path: every server must keep a session's
+    workspace at the same absolute path (one ``WORKSPACE_ROOT``). The SDK refuses a
+    session store together with ``enable_file_checkpointing`` (left off: undo keeps
+    its own workspace states).
     """
     paths = paths_for(session_id)
     paths.config_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -144,6 +152,12 @@ def build_options(
         resume=resume or None,
         resume_session_at=resume_at if resume else None,
         fork_session=bool(resume and resume_at),
+        session_store=TranscriptStore(),
+        # "eager": each line the CLI writes is appended within moments, so a server that
+        # dies mid-turn has already stored what was said before it died. "batched"
+        # appends once per turn, at its result: a crash would lose the whole turn, the
+        # prompt included, since the disk it was written on is not shared.
+        session_store_flush="eager",
         env=cli_environment(paths),
         stderr=_log_cli_stderr(session_id),
         max_buffer_size=max_line_chars(),

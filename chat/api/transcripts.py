@@ -1,41 +1,36 @@
 """Sessions over HTTP: their facts, their conversation, their removal.
 
-The conversation is read back from the transcript the CLI keeps in the session's own
-config directory (``chat.agent.options.paths_for(id).config_dir``), at
-``<config dir>/projects/<project key of the workspace>/<SDK session id>.jsonl``. The
-SDK's own reader builds the conversation chain from it; its ``get_session_messages``
-would look under ``CLAUDE_CONFIG_DIR`` of this process's environment, so the file is
-handed to the SDK through a read-only :class:`TranscriptFiles` store instead. Tool
-activity goes through :class:`chat.events.TurnTranslator`, so paths and summaries read
-exactly as they did in the ``tool_start`` and ``tool_result`` frames.
+The conversation is read back from the database, from the store the agent mirrors its
+transcripts to (:class:`chat.agent.transcript_store.TranscriptStore`), through the
+SDK's own store reader (``get_session_messages_from_store``), which builds the
+conversation chain: what any server on the same database shows, whatever its disk
+holds. Tool activity goes through :class:`chat.events.TurnTranslator`, so paths and
+summaries read exactly as they did in the ``tool_start`` and ``tool_result`` frames.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path, PurePosixPath
-from typing import Any, Literal, cast
+from typing import Any, Literal
 
 from claude_agent_sdk import (
     AssistantMessage,
-    ClaudeSDKError,
-    SessionKey,
+    ContentBlock,
     SessionMessage,
-    SessionStore,
-    SessionStoreEntry,
     TextBlock,
+    ToolResultBlock,
+    ToolUseBlock,
     UserMessage,
     get_session_messages_from_store,
+    project_key_for_directory,
 )
 
-# The SDK's parser of CLI messages; not re-exported, but the SDK version is pinned.
-from claude_agent_sdk._internal.message_parser import parse_message
-
 from chat.agent import options
+from chat.agent.transcript_store import TranscriptStore
 from chat.events import TurnTranslator
 from chat.exceptions import ChatError
 from chat.models import ChatSession
@@ -123,7 +118,7 @@ async def session_summary(*, session_id: str) -> SessionSummary:
 
 
 async def session_history(*, session_id: str) -> SessionHistory:
-    """The session's user and assistant messages, read from the CLI's transcript.
+    """The session's user and assistant messages, read from the transcript store.
 
     Empty when no turn has run yet (or every turn was undone); turns undone since the
     last turn are left out. :class:`SessionNotFound` if the session is unknown.
@@ -132,12 +127,8 @@ async def session_history(*, session_id: str) -> SessionHistory:
     workspace = workspaces.path_for(session_id)
     entries: list[SessionMessage] = []
     if record.sdk_session_id:
-        # The optional SessionStore methods are inherited as "absent" markers, as the SDK
-        # documents; mypy counts those protocol stubs as abstract.
-        projects = options.paths_for(session_id).config_dir / "projects"
-        store = TranscriptFiles(projects)  # type: ignore[abstract]
         entries = await get_session_messages_from_store(
-            store, record.sdk_session_id, directory=str(workspace)
+            TranscriptStore(), record.sdk_session_id, directory=str(workspace)
         )
     if record.resume_at:
         entries = _up_to(entries, record.resume_at)
@@ -163,54 +154,6 @@ async def _record(session_id: str) -> ChatSession:
     if record is None:
         raise SessionNotFound(session_id)
     return record
-
-
-class TranscriptFiles(SessionStore):
-    """A read-only :class:`claude_agent_sdk.SessionStore` over one CLI projects directory.
-
-    ``load`` reads ``<projects>/<project key>/<session id>.jsonl``. The SDK derives
-    the key from the workspace path the way the CLI does; for paths so long that the
-    CLI appends a hash of its own, any project directory holding the transcript is
-    taken (the directory is this session's alone).
-    """
-
-    def __init__(self, projects: Path) -> None:
-        self.projects = projects
-
-    async def append(self, key: SessionKey, entries: list[SessionStoreEntry]) -> None:
-        """Never called: the CLI writes the transcript itself."""
-        raise NotImplementedError("TranscriptFiles is read-only")
-
-    async def load(self, key: SessionKey) -> list[SessionStoreEntry] | None:
-        """The transcript's entries, or ``None`` if there is none."""
-        return await asyncio.to_thread(self._load_blocking, key)
-
-    def _load_blocking(self, key: SessionKey) -> list[SessionStoreEntry] | None:
-        name = f"{key['session_id']}.jsonl"
-        if Path(name).name != name or Path(key["project_key"]).name != key["project_key"]:
-            return None
-        exact = self.projects / key["project_key"] / name
-        candidates = [exact, *sorted(self.projects.glob(f"*/{name}"))]
-        for path in candidates:
-            try:
-                text = path.read_text(encoding="utf-8", errors="replace")
-            except OSError:
-                continue
-            return _jsonl_entries(text)
-        return None
-
-
-def _jsonl_entries(text: str) -> list[SessionStoreEntry]:
-    """One entry per JSON object line; a torn last line (being written) is skipped."""
-    entries: list[SessionStoreEntry] = []
-    for line in text.splitlines():
-        try:
-            entry = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(entry, dict) and isinstance(entry.get("type"), str):
-            entries.append(cast(SessionStoreEntry, entry))
-    return entries
 
 
 @dataclass
@@ -275,15 +218,51 @@ def _activity(start: ToolStartFrame, result: ToolResultFrame | None) -> ToolActi
 
 
 def _parsed(entry: SessionMessage) -> UserMessage | AssistantMessage | None:
-    """The SDK's typed message for a transcript entry; ``None`` if it cannot be read."""
-    try:
-        message = parse_message({"type": entry.type, "message": entry.message, "uuid": entry.uuid})
-    except ClaudeSDKError:
+    """The SDK's typed message for a transcript entry; ``None`` if it cannot be read or
+    is the CLI's own (an API error notice)."""
+    message = entry.message if isinstance(entry.message, dict) else {}
+    content = message.get("content")
+    if entry.type == "user" and isinstance(content, str):
+        return UserMessage(content=content, uuid=entry.uuid)
+    blocks = _blocks(content)
+    if blocks is None:
         logger.warning("unreadable transcript entry", extra={"uuid": entry.uuid})
         return None
-    if isinstance(message, AssistantMessage) and message.model == SYNTHETIC_MODEL:
+    if entry.type == "user":
+        return UserMessage(content=blocks, uuid=entry.uuid)
+    model = message.get("model")
+    if model == SYNTHETIC_MODEL:
         return None
-    return message if isinstance(message, UserMessage | AssistantMessage) else None
+    return AssistantMessage(content=blocks, model=str(model or ""), uuid=entry.uuid)
+
+
+def _blocks(content: object) -> list[ContentBlock] | None:
+    """The text, tool use and tool result blocks of a message (the ones the chat shows);
+    ``None`` if the content is not a list of blocks."""
+    if not isinstance(content, list):
+        return None
+    blocks: list[ContentBlock] = []
+    for block in content:
+        if not isinstance(block, dict):
+            return None
+        kind = block.get("type")
+        if kind == "text" and isinstance(block.get("text"), str):
+            blocks.append(TextBlock(text=block["text"]))
+        elif kind == "tool_use" and isinstance(block.get("input"), dict):
+            blocks.append(
+                ToolUseBlock(
+                    id=str(block.get("id")), name=str(block.get("name")), input=block["input"]
+                )
+            )
+        elif kind == "tool_result":
+            blocks.append(
+                ToolResultBlock(
+                    tool_use_id=str(block.get("tool_use_id")),
+                    content=block.get("content"),
+                    is_error=block.get("is_error"),
+                )
+            )
+    return blocks
 
 
 def _prompt_text(message: UserMessage) -> str | None:
@@ -303,17 +282,34 @@ def _prompt_text(message: UserMessage) -> str | None:
 
 async def delete_session(*, sessions: SessionRegistry, session_id: str) -> bool:
     """End the session's runner (in ``sessions``); remove its workspace, undo states,
-    transcript and rows.
+    transcripts (on disk and in the store) and rows.
 
-    Returns whether the session existed (a row, a workspace or a CLI config directory).
+    Returns whether the session existed (a row, a workspace, a CLI config directory or a
+    stored transcript).
     """
     validate_session_id(session_id)
     await sessions.end_session(session_id)
     removed_workspace = await workspaces.delete(session_id=session_id)
     await undo_states.delete_history(session_id=session_id)
     removed_config = await asyncio.to_thread(remove_tree, options.paths_for(session_id).config_dir)
+    removed_transcripts = await delete_transcripts(workspace=workspaces.path_for(session_id))
     deleted_rows, _ = await ChatSession.objects.filter(session_id=session_id).adelete()
-    existed = removed_workspace or removed_config or deleted_rows > 0
+    existed = removed_workspace or removed_config or removed_transcripts > 0 or deleted_rows > 0
     if existed:
         logger.info("session deleted", extra={"sessionId": session_id})
     return existed
+
+
+async def delete_transcripts(*, workspace: Path) -> int:
+    """Remove every conversation the store holds for ``workspace``; how many there were.
+
+    Every one, not only the session's current one: an undo forks the conversation into a
+    new one, and the older ones stay in the store. The workspace's project key is this
+    session's alone (its workspace is).
+    """
+    store = TranscriptStore()
+    project_key = project_key_for_directory(workspace)
+    listed = await store.list_sessions(project_key)
+    for found in listed:
+        await store.delete({"project_key": project_key, "session_id": found["session_id"]})
+    return len(listed)
