@@ -24,9 +24,6 @@ FILES = {
 }
 
 
-# Strict: the day it passes, the mark must go. All but its last assertion pass: the
-# history it reads comes after the undo of the third turn, so "what fruit?" is not in it.
-@pytest.mark.xfail(strict=True, reason="the history is read after the undo of 'what fruit?'")
 async def test_a_session_continues_on_another_server_with_files_undo_and_conversation(
     cluster, shared_model: ScriptedModelServer
 ) -> None:
