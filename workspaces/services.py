@@ -40,7 +40,7 @@ from workspaces.paths import (
     resolve_inside,
     validate_session_id,
 )
-from workspaces.snapshots import FileState, Snapshot
+from workspaces.snapshots import FileState, ListingChanges, Snapshot, split_snapshot
 from workspaces.stamps import Stamp
 from workspaces.storage import Current, Listing
 from workspaces.trees import remove_tree
@@ -140,8 +140,14 @@ def _plan_sync(
     return [(target, data) for target, (_, data) in plan.items()]
 
 
-def _written(root: Path, plan: list[tuple[Path, bytes]]) -> dict[str, bytes]:
-    """The files of ``plan`` by the path a listing of the workspace gives them."""
+def _apply_stamped(
+    session_id: str, plan: list[tuple[Path, bytes]], delete: list[str], writing: Stamp
+) -> dict[str, bytes]:
+    """Stamp the copy as being written, apply ``plan`` and ``delete`` (one thread hop);
+    the files written, by the path a listing of the workspace gives them."""
+    root = path_for(session_id)
+    stamps.write(session_id, writing)
+    _apply_blocking(root, plan, delete)
     return {relative_to_root(root, target): data for target, data in plan}
 
 
@@ -245,7 +251,7 @@ async def list_files(*, session_id: str) -> list[str]:
         found = await sync_to_async(storage.current_listing)(session_id)
         if found is None:
             raise
-        return sorted(path for path in found[1] if path_problem(path) is None)
+        return sorted(listable(found[1]))
 
 
 async def sync_in(*, session_id: str, files: Mapping[str, ClientContent]) -> list[str]:
@@ -284,7 +290,7 @@ async def _sync_in(session_id: str, files: Mapping[str, ClientContent]) -> list[
     root = path_for(session_id)
     batch = dict(files)
     plan = await asyncio.to_thread(_plan_sync, root, batch, _limits())
-    await _change(session_id, root, plan, delete=[])
+    await _change(session_id, plan, delete=[])
     return sorted(batch)
 
 
@@ -299,7 +305,7 @@ async def apply_changes(
     await ensure_current(session_id=session_id)
     root = path_for(session_id)
     plan = await asyncio.to_thread(_plan_apply, root, dict(write))
-    await _change(session_id, root, plan, delete=list(delete))
+    await _change(session_id, plan, delete=list(delete))
 
 
 @dataclass(frozen=True, slots=True)
@@ -418,15 +424,17 @@ def _look(session_id: str, root: Path) -> tuple[Stamp | None, bool]:
     return stamps.read(session_id), root.is_dir()
 
 
+def listable(listing: Listing) -> Listing:
+    """A stored listing without the names a rule made since refuses: a workspace
+    could not hold them, so a rebuild, a restore or a listing leaves them out."""
+    return {path: sha for path, sha in listing.items() if path_problem(path) is None}
+
+
 async def _store(session_id: str, files: Snapshot) -> Current:
-    listing = {path: state.sha256 for path, state in files.items()}
-    contents = {state.sha256: state.content for state in files.values()}
-    return await sync_to_async(storage.record)(session_id, listing, contents)
+    return await sync_to_async(storage.record)(session_id, *split_snapshot(files))
 
 
-async def _change(
-    session_id: str, root: Path, plan: list[tuple[Path, bytes]], *, delete: list[str]
-) -> None:
+async def _change(session_id: str, plan: list[tuple[Path, bytes]], *, delete: list[str]) -> None:
     """Apply ``plan`` (target, bytes) and ``delete`` to the copy, and record the result.
 
     The copy was made current just before (:func:`ensure_current`), so the new
@@ -438,9 +446,9 @@ async def _change(
     if found is None:  # the session was deleted since the copy was made current
         raise WorkspaceNotFound(session_id)
     base, listing = found
-    written = await asyncio.to_thread(_written, root, plan)
-    await asyncio.to_thread(stamps.write, session_id, Stamp.of(base, writing=True))
-    await asyncio.to_thread(_apply_blocking, root, plan, delete)
+    written = await asyncio.to_thread(
+        _apply_stamped, session_id, plan, delete, Stamp.of(base, writing=True)
+    )
     for rel in delete:
         listing.pop(rel, None)
     contents: dict[str, bytes] = {}
@@ -472,17 +480,15 @@ async def _rebuild(session_id: str, root: Path) -> Current:
     if found is None:  # deleted since we looked
         raise WorkspaceNotFound(session_id)
     state, stored = found
-    # A name a rule made since then refuses would not be listed: leave it out.
-    listing = {path: sha for path, sha in stored.items() if path_problem(path) is None}
+    listing = listable(stored)
     await create(session_id=session_id)
-    on_disk = await snapshot(session_id=session_id)
-    missing = {p: sha for p, sha in listing.items() if p not in on_disk or on_disk[p].sha256 != sha}
-    contents = await sync_to_async(storage.blob_contents)(set(missing.values()))
+    paths = ListingChanges.between(await snapshot(session_id=session_id), listing)
+    missing = paths.created + paths.changed
+    contents = await sync_to_async(storage.blob_contents)({listing[p] for p in missing})
     plan = await asyncio.to_thread(
-        _plan_apply, root, {path: contents[sha] for path, sha in missing.items()}
+        _plan_apply, root, {path: contents[listing[path]] for path in missing}
     )
-    extra = [path for path in on_disk if path not in listing]
-    await asyncio.to_thread(_apply_blocking, root, plan, extra)
+    await asyncio.to_thread(_apply_blocking, root, plan, paths.deleted)
     return state
 
 

@@ -47,6 +47,34 @@ class WorkspaceDiff:
         return not (self.created or self.changed or self.deleted)
 
 
+def split_snapshot(files: Snapshot) -> tuple[dict[str, str], dict[str, bytes]]:
+    """``files`` as stored: a listing (path -> SHA-256) and the contents by hash."""
+    listing = {path: state.sha256 for path, state in files.items()}
+    contents = {state.sha256: state.content for state in files.values()}
+    return listing, contents
+
+
+@dataclass(frozen=True, slots=True)
+class ListingChanges:
+    """What turns a snapshot into a listing (path -> SHA-256): paths to write, to delete."""
+
+    created: list[str]
+    changed: list[str]
+    deleted: list[str]
+
+    @classmethod
+    def between(cls, current: Snapshot, target: dict[str, str]) -> ListingChanges:
+        """The paths of ``target`` missing from ``current`` or different there, and the
+        paths of ``current`` that ``target`` does not hold; comparing hashes only."""
+        return cls(
+            created=sorted(target.keys() - current.keys()),
+            changed=sorted(
+                p for p in target.keys() & current.keys() if target[p] != current[p].sha256
+            ),
+            deleted=sorted(current.keys() - target.keys()),
+        )
+
+
 def diff_snapshots(before: Snapshot, after: Snapshot) -> WorkspaceDiff:
     """What happened between ``before`` and ``after``, comparing hashes only."""
     return WorkspaceDiff(

@@ -16,15 +16,16 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 
 from workspaces import storage
-from workspaces.paths import path_problem, validate_session_id
+from workspaces.paths import validate_session_id
 from workspaces.services import (
     HISTORY_DIR,
     apply_changes,
     ensure_current,
+    listable,
     snapshot,
     workspace_root,
 )
-from workspaces.snapshots import Snapshot, WorkspaceDiff
+from workspaces.snapshots import ListingChanges, Snapshot, WorkspaceDiff, split_snapshot
 from workspaces.trees import remove_tree
 
 
@@ -32,8 +33,7 @@ async def save_state(*, session_id: str, state_id: str, files: Snapshot) -> None
     """Keep ``files`` (a snapshot of the workspace) as the newest state ``state_id``."""
     validate_session_id(session_id)
     keep = int(settings.WORKSPACE_HISTORY_STATES)
-    listing = {path: state.sha256 for path, state in files.items()}
-    contents = {state.sha256: state.content for state in files.values()}
+    listing, contents = split_snapshot(files)
     await sync_to_async(storage.save_state)(session_id, state_id, listing, contents, keep)
 
 
@@ -50,18 +50,15 @@ async def restore_state(*, session_id: str, state_id: str) -> WorkspaceDiff:
     files deleted. :class:`LookupError` if the state is not kept.
     """
     validate_session_id(session_id)
-    target = await sync_to_async(storage.state_listing)(session_id, state_id)
-    # A name a rule made since then refuses would not be listed: leave it out.
-    target = {path: sha for path, sha in target.items() if path_problem(path) is None}
+    target = listable(await sync_to_async(storage.state_listing)(session_id, state_id))
     await ensure_current(session_id=session_id)
-    current = await snapshot(session_id=session_id)
-    created = sorted(target.keys() - current.keys())
-    changed = sorted(p for p in target.keys() & current.keys() if target[p] != current[p].sha256)
-    contents = await sync_to_async(storage.blob_contents)({target[p] for p in created + changed})
+    paths = ListingChanges.between(await snapshot(session_id=session_id), target)
+    written = {target[p] for p in paths.created + paths.changed}
+    contents = await sync_to_async(storage.blob_contents)(written)
     change = WorkspaceDiff(
-        created={path: contents[target[path]] for path in created},
-        changed={path: contents[target[path]] for path in changed},
-        deleted=sorted(current.keys() - target.keys()),
+        created={path: contents[target[path]] for path in paths.created},
+        changed={path: contents[target[path]] for path in paths.changed},
+        deleted=paths.deleted,
     )
     await apply_changes(session_id=session_id, write=change.written, delete=change.deleted)
     await sync_to_async(storage.forget_states)(session_id, from_state=state_id)
