@@ -1,7 +1,7 @@
 """A session moves between servers: everything that must survive is in the database.
 
 Two servers on disks of their own at the same path (``cluster``: a mount namespace
-each) share one database. What one server did, the other continues: files, undo
+each) share one database (SQLite, and PostgreSQL in the second pass). What one server did, the other continues: files, undo
 states, the conversation, stored outcomes and the HTTP history.
 """
 
@@ -15,7 +15,7 @@ from scripted_model.scripts import APP_TSX
 from scripted_model.server import ScriptedModelServer
 from tests.support.live import ChatClient, a_request_held
 
-pytestmark = [pytest.mark.timeout(120)]
+pytestmark = [pytest.mark.timeout(120), pytest.mark.database]
 
 LOGO = bytes(range(256)) * 4  # not UTF-8: must come back byte for byte
 FILES = {
