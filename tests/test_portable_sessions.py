@@ -1,8 +1,9 @@
 """A session moves between servers: everything that must survive is in the database.
 
 Two servers on disks of their own at the same path (``cluster``: a mount namespace
-each) share one database (SQLite, and PostgreSQL in the second pass). What one server did, the other continues: files, undo
-states, the conversation, stored outcomes and the HTTP history.
+each) share one database (SQLite, and PostgreSQL in the second pass). What one server
+did, the other continues: files, undo states, the conversation, stored outcomes and the
+HTTP history.
 """
 
 from __future__ import annotations
