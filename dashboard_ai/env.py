@@ -8,6 +8,7 @@ variable, so every read goes through :func:`read` which turns a parse failure in
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -15,6 +16,8 @@ from typing import Any, TypeVar
 import environ
 
 T = TypeVar("T")
+
+NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 env = environ.Env()
 
@@ -40,6 +43,14 @@ def read(name: str, cast: Callable[..., T], default: T, **kwargs: Any) -> T:
     except (ValueError, TypeError, environ.ImproperlyConfigured) as exc:
         raw = env.str(name, default="")
         raise ConfigError(name, f"has an invalid value {raw!r}: {exc}") from None
+
+
+def read_name(name: str, default: str) -> str:
+    """A name that may go into Redis keys and channel names: 1-64 of ``A-Za-z0-9._-``."""
+    value = read(name, env.str, "") or default
+    if not NAME.fullmatch(value):
+        raise ConfigError(name, f"must be 1-64 of A-Z a-z 0-9 . _ - (got {value!r})")
+    return value
 
 
 def read_int(name: str, default: int, *, minimum: int = 0) -> int:

@@ -6,7 +6,9 @@ Every variable is documented in ``.env.example``. Nothing else in the project re
 
 from __future__ import annotations
 
+import os
 import secrets
+import socket
 from pathlib import Path
 from typing import Any, cast
 
@@ -19,6 +21,7 @@ from dashboard_ai.env import (
     read_choice,
     read_float,
     read_int,
+    read_name,
 )
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -102,6 +105,16 @@ if REDIS_URL:
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
+# A cluster (issue: live cluster). SERVER_ID names this process among the servers that
+# share REDIS_URL (default: host name, PID and a random part: unique to this start, so
+# a restarted server never mistakes its predecessor's leases for its own).
+# The owner of a session holds a lease on it in Redis for SESSION_LEASE_SECONDS and
+# renews it while it lives; a dead owner's sessions are taken over once it expires.
+SERVER_ID = read_name(
+    "SERVER_ID", f"{socket.gethostname()[:48]}-{os.getpid()}-{secrets.token_hex(3)}"
+)
+SESSION_LEASE_SECONDS = read_float("SESSION_LEASE_SECONDS", 10.0, minimum=1.0)
+
 # Security headers (issue: security hardening). Safe defaults that do not break
 # plain-HTTP development; TLS-only switches are opt-in.
 SECURE_CONTENT_TYPE_NOSNIFF = True
@@ -134,6 +147,10 @@ DATA_DIR = read("DATA_DIR", env.path, BASE_DIR / "var")
 # --- Workspaces --------------------------------------------------------------
 WORKSPACE_ROOT = read("WORKSPACE_ROOT", env.path, Path("/tmp/sessions"))
 WORKSPACE_CLEANUP_HOURS = read_float("WORKSPACE_CLEANUP_HOURS", 24.0)
+# Whole sessions (their rows, files, undo states and transcripts) unused this long are
+# removed by cleanup_workspaces; 0: never. Unlike a copy, an expired session cannot come
+# back, so the default is long: a month.
+SESSION_EXPIRY_DAYS = read_float("SESSION_EXPIRY_DAYS", 30.0)
 WORKSPACE_HISTORY_STATES = read_int("WORKSPACE_HISTORY_STATES", 20, minimum=1)
 WORKSPACE_MAX_FILES = read_int("WORKSPACE_MAX_FILES", 500, minimum=1)
 WORKSPACE_MAX_FILE_BYTES = read_int("WORKSPACE_MAX_FILE_BYTES", 5 * 1024 * 1024, minimum=1)

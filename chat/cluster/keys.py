@@ -1,0 +1,35 @@
+"""The names of what the cluster keeps in Redis, in one place.
+
+Every key carries the session id in braces (a Redis Cluster hash tag), so a session's
+lease, fencing counter and event stream live in one slot and a script may touch all
+of them at once.
+"""
+
+from __future__ import annotations
+
+PREFIX = "dai"
+
+
+def lease_key(session_id: str) -> str:
+    """The session's lease: ``"<server id> <fencing token>"``, expiring unless renewed."""
+    return f"{PREFIX}:{{{session_id}}}:lease"
+
+
+def fence_key(session_id: str) -> str:
+    """The session's fencing counter: the token of its newest owner (never expires)."""
+    return f"{PREFIX}:{{{session_id}}}:fence"
+
+
+def stream_key(session_id: str) -> str:
+    """The session's event stream: entry id ``<seq>-0``, field ``frame`` the wire JSON."""
+    return f"{PREFIX}:{{{session_id}}}:events"
+
+
+def lease_value(server_id: str, token: int) -> str:
+    """What a lease holds: who owns the session, under which fencing token."""
+    return f"{server_id} {token}"
+
+
+def server_channel(server_id: str) -> str:
+    """The channel-layer channel a server receives frames routed to its sessions on."""
+    return f"dai.server.{server_id}"
