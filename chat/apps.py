@@ -13,11 +13,15 @@ class ChatConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        """Create the process's runtime; arrange for the graceful SIGTERM handler."""
+        """Create the process's runtime; arrange for the graceful SIGTERM handler; tell
+        the workspaces' cleanup which sessions are unused (``workspaces.expiry``)."""
         # Imported here: the runtime's modules need the app registry ready.
+        from chat.expiry import ChatSessionKeeper
         from chat.runtime import get_runtime
+        from workspaces import expiry
 
         get_runtime()
+        expiry.register_keeper(ChatSessionKeeper())
         # Under runserver's autoreloader the server runs in a thread; the graceful
         # SIGTERM handler goes on the main thread when the reloader starts there.
         autoreload_started.connect(_install_shutdown, dispatch_uid="chat.shutdown")

@@ -24,6 +24,7 @@ from workspaces.snapshots import FileState
 pytestmark = pytest.mark.django_db(transaction=True)
 
 HOUR = 3600
+NO_SESSIONS = "expired 0 session(s) unused for 30 days\n"
 NO_BLOBS = "removed 0 unreferenced blob(s) from the database (0 bytes)\n"
 
 
@@ -31,6 +32,7 @@ NO_BLOBS = "removed 0 unreferenced blob(s) from the database (0 bytes)\n"
 def root(settings, tmp_path):
     settings.WORKSPACE_ROOT = tmp_path / "sessions"
     settings.WORKSPACE_CLEANUP_HOURS = 24.0
+    settings.SESSION_EXPIRY_DAYS = 30.0
     settings.WORKSPACE_ROOT.mkdir()
     return settings.WORKSPACE_ROOT
 
@@ -86,7 +88,7 @@ def test_leased_workspace_is_skipped(root):
     asyncio.run(leases.acquire_lease(session_id="busy"))
     output = cleanup()
     assert ws.exists()
-    assert output == "freed 0 bytes\n" + NO_BLOBS
+    assert output == NO_SESSIONS + "freed 0 bytes\n" + NO_BLOBS
 
 
 def test_stale_lease_does_not_protect_and_is_removed(root):
@@ -117,13 +119,13 @@ def test_entries_that_are_not_workspaces_are_left_alone(root, tmp_path):
     (root / "linked").symlink_to(tmp_path / "elsewhere")
     stamp = time.time() - 48 * HOUR
     os.utime(root / "stray-file", (stamp, stamp))
-    assert cleanup() == "freed 0 bytes\n" + NO_BLOBS
+    assert cleanup() == NO_SESSIONS + "freed 0 bytes\n" + NO_BLOBS
     assert sorted(p.name for p in root.iterdir()) == ["bad name!", "linked", "stray-file"]
 
 
 def test_missing_root_is_nothing_to_do(settings, tmp_path):
     settings.WORKSPACE_ROOT = tmp_path / "missing"
-    assert cleanup() == "freed 0 bytes\n" + NO_BLOBS
+    assert cleanup() == NO_SESSIONS + "freed 0 bytes\n" + NO_BLOBS
 
 
 @pytest.mark.parametrize("hours", ["-1", "nan"])
@@ -189,7 +191,7 @@ def test_blobs_no_manifest_holds_are_removed_and_the_others_kept(root) -> None:
 
     assert real.endswith("removed 1 unreferenced blob(s) from the database (3 bytes)\n")
     assert sorted(bytes(blob.content) for blob in Blob.objects.all()) == [b"new", b"undo"]
-    assert cleanup() == "freed 0 bytes\n" + NO_BLOBS
+    assert cleanup() == NO_SESSIONS + "freed 0 bytes\n" + NO_BLOBS
 
 
 @pytest.mark.database

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import stat
 import time
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -85,9 +86,10 @@ def remove_stale(*, workspace: StaleWorkspace) -> bool:
     return removed
 
 
-def unreferenced_blobs() -> tuple[int, int]:
-    """How many stored blobs no manifest holds, and their bytes (for a dry run)."""
-    return storage.unreferenced_blobs()
+def unreferenced_blobs(*, ignoring: Collection[str] = ()) -> tuple[int, int]:
+    """How many stored blobs no manifest holds, and their bytes (for a dry run); with
+    ``ignoring``, once the workspaces of those sessions are gone (expired)."""
+    return storage.unreferenced_blobs(ignoring)
 
 
 def remove_unreferenced_blobs() -> tuple[int, int]:

@@ -19,7 +19,7 @@ foreign key makes one of the two transactions fail, and a write is then run agai
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import wraps
 from typing import ParamSpec, TypeVar
@@ -273,13 +273,20 @@ def forget_states(session_id: str, *, from_state: str | None = None) -> None:
 # --- Cleanup ----------------------------------------------------------------------------
 
 
-def _unreferenced() -> QuerySet[Blob]:
-    return Blob.objects.filter(~Exists(ManifestEntry.objects.filter(blob=OuterRef("pk"))))
+def _unreferenced(ignoring: Collection[str] = ()) -> QuerySet[Blob]:
+    held = ManifestEntry.objects.filter(blob=OuterRef("pk"))
+    if ignoring:
+        held = held.exclude(manifest__workspace__session_id__in=list(ignoring))
+    return Blob.objects.filter(~Exists(held))
 
 
-def unreferenced_blobs() -> tuple[int, int]:
-    """How many blobs no manifest holds, and their bytes."""
-    totals = _unreferenced().aggregate(count=Count("pk"), bytes=Sum("size"))
+def unreferenced_blobs(ignoring: Collection[str] = ()) -> tuple[int, int]:
+    """How many blobs no manifest holds, and their bytes.
+
+    With ``ignoring`` (session ids), as if those sessions' workspaces were gone: what
+    expiring them would free, for a dry run. One query parameter per id.
+    """
+    totals = _unreferenced(ignoring).aggregate(count=Count("pk"), bytes=Sum("size"))
     return int(totals["count"] or 0), int(totals["bytes"] or 0)
 
 

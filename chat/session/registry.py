@@ -94,6 +94,10 @@ class SessionRegistry:
         if self._runners.get(runner.session_id) is runner:
             del self._runners[runner.session_id]
 
+    def is_live(self, session_id: str) -> bool:
+        """Whether the session has a runner in this process (one ending counts too)."""
+        return session_id in self._runners
+
     async def end_session(self, session_id: str) -> None:
         """End the session's live runner, if any: its turn is cancelled, its CLI closed."""
         runner = self._runners.get(session_id)

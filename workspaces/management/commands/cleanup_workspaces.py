@@ -1,32 +1,45 @@
-"""``manage.py cleanup_workspaces``: delete workspace copies nobody has touched for a while,
-and stored blobs no manifest holds."""
+"""``manage.py cleanup_workspaces``: expire sessions nobody has used for a long time,
+delete workspace copies nobody has touched for a while, and stored blobs no manifest
+holds."""
 
 from __future__ import annotations
 
 from argparse import ArgumentParser
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
 
-from workspaces import cleanup
+from workspaces import cleanup, expiry
 
 
 class Command(BaseCommand):
-    """Remove unleased workspaces whose newest file is older than a limit, and unused blobs."""
+    """Expire unused sessions, remove unleased old workspace copies, then unused blobs."""
 
     help = (
-        "Delete this server's copies of workspaces whose newest file is older than "
-        "--older-than hours (default WORKSPACE_CLEANUP_HOURS); the database keeps their "
-        "files and undo states, and a copy is rebuilt when its session opens again. "
-        "Workspaces leased by a live server process are kept. Then delete the stored "
-        "blobs no manifest holds. A workspace that cannot be removed is reported and the "
-        "others are still removed; the command then exits non-zero."
+        "Expire the sessions nobody has used for --expire-after days (default "
+        "SESSION_EXPIRY_DAYS; 0: never): everything stored for them goes, in the database "
+        "and on this disk. Then delete this server's copies of workspaces whose newest file "
+        "is older than --older-than hours (default WORKSPACE_CLEANUP_HOURS); the database "
+        "keeps their files and undo states, and a copy is rebuilt when its session opens "
+        "again. Sessions and workspaces leased by a live server process are kept. Then "
+        "delete the stored blobs no manifest holds. A session or workspace that cannot be "
+        "removed is reported and the others are still removed; the command then exits "
+        "non-zero."
     )
 
     def add_arguments(self, parser: ArgumentParser) -> None:
-        """Declare ``--older-than`` and ``--dry-run``."""
+        """Declare ``--expire-after``, ``--older-than`` and ``--dry-run``."""
+        parser.add_argument(
+            "--expire-after",
+            type=float,
+            default=None,
+            metavar="DAYS",
+            help="Days without use after which a session expires; 0: never "
+            "(default: SESSION_EXPIRY_DAYS).",
+        )
         parser.add_argument(
             "--older-than",
             type=float,
@@ -41,22 +54,78 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        """Find stale workspaces and unreferenced blobs, remove them (unless dry run) and
-        report bytes freed.
+        """Expire unused sessions, remove stale copies, then unreferenced blobs (unless dry
+        run), and report what went and the bytes freed.
 
-        Each workspace is handled on its own: one that fails is named on stderr, the
-        rest go on, and a :class:`CommandError` at the end makes the exit status non-zero.
+        Sessions expire first, so that the blobs only they held go in the same run. Each
+        session and workspace is handled on its own: one that fails is named on stderr,
+        the rest go on, and a :class:`CommandError` at the end makes the exit status
+        non-zero.
         """
-        hours = options["older_than"]
-        if hours is None:
-            hours = float(settings.WORKSPACE_CLEANUP_HOURS)
-        if not hours >= 0:  # also refuses NaN
-            raise CommandError(f"--older-than must be zero or more hours, got {hours}")
+        days = _limit(
+            options["expire_after"], settings.SESSION_EXPIRY_DAYS, "--expire-after", "days"
+        )
+        hours = _limit(
+            options["older_than"], settings.WORKSPACE_CLEANUP_HOURS, "--older-than", "hours"
+        )
         dry_run: bool = options["dry_run"]
+        failures: list[str] = []
+        expiring = self._expire_sessions(days, dry_run, failures)
+        self._remove_copies(hours, dry_run, failures, skip=set(expiring))
+        if dry_run:
+            blobs, blob_bytes = cleanup.unreferenced_blobs(ignoring=expiring)
+        else:
+            blobs, blob_bytes = cleanup.remove_unreferenced_blobs()
+        verb = "would remove" if dry_run else "removed"
+        self.stdout.write(
+            f"{verb} {blobs} unreferenced blob(s) from the database ({blob_bytes} bytes)"
+        )
+        if failures:
+            raise CommandError("; ".join(failures))
+
+    def _expire_sessions(self, days: float, dry_run: bool, failures: list[str]) -> list[str]:
+        """Expire (or list) the sessions unused for ``days``; the ids of those found."""
+        if days == 0:
+            self.stdout.write("sessions never expire (SESSION_EXPIRY_DAYS or --expire-after 0)")
+            return []
+        before = timezone.now() - timedelta(days=days)
+        found = expiry.expiring(before=before)
+        verb = "would expire" if dry_run else "expired"
+        failed: list[str] = []
+        count = 0
+        for session in found:
+            try:
+                if not dry_run and not expiry.expire(session_id=session.session_id, before=before):
+                    continue
+            # As for copies below: one session's failure must not keep the others.
+            except Exception as exc:
+                failed.append(session.session_id)
+                self.stderr.write(
+                    f"could not expire {session.session_id}: {type(exc).__name__}: {exc}"
+                )
+                continue
+            last = session.last_active_at.isoformat()
+            self.stdout.write(f"{verb} {session.session_id} (last active {last})")
+            count += 1
+        self.stdout.write(f"{verb} {count} session(s) unused for {days:g} days")
+        if failed:
+            what = "session" if len(failed) == 1 else "sessions"
+            failures.append(f"could not expire {len(failed)} {what}: {', '.join(failed)}")
+        return [session.session_id for session in found]
+
+    def _remove_copies(
+        self, hours: float, dry_run: bool, failures: list[str], *, skip: set[str]
+    ) -> None:
+        """Remove (or list) the unleased copies whose newest file is older than ``hours``.
+
+        ``skip``: the sessions being expired, whose copies go (or would go) with them.
+        """
         action = "inspect" if dry_run else "remove"
         freed = 0
         failed: list[str] = []
         for session_id in cleanup.session_ids():
+            if session_id in skip:
+                continue
             try:
                 workspace = cleanup.find_stale(session_id=session_id, older_than_hours=hours)
                 if workspace is None or (
@@ -77,14 +146,14 @@ class Command(BaseCommand):
             freed += workspace.bytes
         verb = "would free" if dry_run else "freed"
         self.stdout.write(f"{verb} {freed} bytes")
-        if dry_run:
-            blobs, blob_bytes = cleanup.unreferenced_blobs()
-        else:
-            blobs, blob_bytes = cleanup.remove_unreferenced_blobs()
-        verb = "would remove" if dry_run else "removed"
-        self.stdout.write(
-            f"{verb} {blobs} unreferenced blob(s) from the database ({blob_bytes} bytes)"
-        )
         if failed:
             what = "workspace" if len(failed) == 1 else "workspaces"
-            raise CommandError(f"could not {action} {len(failed)} {what}: {', '.join(failed)}")
+            failures.append(f"could not {action} {len(failed)} {what}: {', '.join(failed)}")
+
+
+def _limit(given: float | None, default: float, option: str, unit: str) -> float:
+    """``given``, or the setting ``default``; :class:`CommandError` unless zero or more."""
+    value = float(default) if given is None else given
+    if not value >= 0:  # also refuses NaN
+        raise CommandError(f"{option} must be zero or more {unit}, got {value}")
+    return value

@@ -1,0 +1,50 @@
+"""The chat's side of session expiry: the :class:`workspaces.expiry.SessionKeeper`.
+
+When a session was last used is ``ChatSession.last_active_at``, which a socket's
+``init``, every turn and every undo renew (:func:`chat.session.store.touch`); reading a
+session over the HTTP API does not. An expired session is removed exactly as
+``DELETE /api/sessions/<id>`` removes one (:func:`chat.api.transcripts.delete_session`:
+its workspace and undo states, its CLI config directory, every transcript stored for
+it and its rows), except that a session this process runs is kept, not ended.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from asgiref.sync import async_to_sync
+
+from chat.api.transcripts import delete_session
+from chat.models import ChatSession
+from chat.runtime import get_runtime
+from workspaces.expiry import UnusedSession
+
+
+class ChatSessionKeeper:
+    """Chat sessions as the cleanup command sees them (its calls are synchronous)."""
+
+    def unused(self, *, before: datetime) -> list[UnusedSession]:
+        """The sessions last active before ``before``, least recently active first."""
+        rows = ChatSession.objects.filter(last_active_at__lt=before).order_by("last_active_at")
+        return [
+            UnusedSession(session_id, last_active_at)
+            for session_id, last_active_at in rows.values_list("session_id", "last_active_at")
+        ]
+
+    def is_live(self, session_id: str) -> bool:
+        """Whether this process has a runner for the session."""
+        return get_runtime().sessions.is_live(session_id)
+
+    def expire(self, *, session_id: str, before: datetime) -> bool:
+        """Remove the session as ``DELETE`` does, unless it is live here or was active
+        since ``before``; whether there was anything to remove."""
+        return async_to_sync(_expire)(session_id, before)
+
+
+async def _expire(session_id: str, before: datetime) -> bool:
+    sessions = get_runtime().sessions
+    # Looked at again just before: it may have been opened since it was listed.
+    active = ChatSession.objects.filter(session_id=session_id, last_active_at__gte=before)
+    if sessions.is_live(session_id) or await active.aexists():
+        return False
+    return await delete_session(sessions=sessions, session_id=session_id)
