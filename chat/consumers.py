@@ -36,7 +36,7 @@ from chat.protocol import (
 )
 from chat.runtime import Runtime, get_runtime
 from chat.send_buffer import SendBuffer, attach_send_buffer
-from chat.session.runner import SessionRunner
+from chat.session.routing import SessionHandle
 from workspaces.exceptions import WorkspaceError
 
 logger = logging.getLogger("dashboard_ai.ws")
@@ -61,7 +61,7 @@ class ChatConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
     async def connect(self) -> None:
         self.runtime: Runtime = get_runtime()
         self.opened_at = time.monotonic()
-        self.runners: dict[str, SessionRunner] = {}
+        self.sessions: dict[str, SessionHandle] = {}
         self.rate = TokenBucket(settings.CHAT_RATE_PER_SECOND, settings.CHAT_RATE_BURST)
         self.client_address = (self.scope.get("client") or ("unknown",))[0]
         self.counted = False
@@ -69,6 +69,7 @@ class ChatConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
         self.send_buffer: SendBuffer | None = None
         offered = self.scope.get("subprotocols") or []
         await self.accept(subprotocol=SUBPROTOCOL if SUBPROTOCOL in offered else None)
+        await self.runtime.start()
         self.send_buffer = attach_send_buffer(self.base_send, settings.CHAT_MAX_SEND_BUFFER_BYTES)
         if not presents_token(self.scope):
             await self.refuse(Unauthorized("This server needs a valid token."), CLOSE_UNAUTHORIZED)
@@ -92,9 +93,9 @@ class ChatConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
             return
         await self.runtime.per_client.close(self.client_address)
         self.runtime.sockets.forget(self.close_with)
-        for runner in self.runners.values():
-            runner.leave(self.send_frame)
-        self.runners.clear()
+        sessions, self.sessions = self.sessions, {}
+        for handle in sessions.values():
+            await handle.leave()
         logger.info(
             "websocket disconnected",
             extra={
@@ -129,23 +130,26 @@ class ChatConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
     async def dispatch_frame(self, frame: ClientFrame) -> None:
         """Hand one validated frame to the session it names."""
         if isinstance(frame, InitFrame):
-            self.runners[frame.session_id] = await self.runtime.sessions.open(
+            previous = self.sessions.pop(frame.session_id, None)
+            if previous is not None:
+                await previous.leave()
+            self.sessions[frame.session_id] = await self.runtime.router.open(
                 frame.session_id, self.send_frame, frame, client=self.client_address
             )
         elif isinstance(frame, MessageFrame):
-            await self.runner(frame.session_id).submit(self.send_frame, frame)
+            await self.session(frame.session_id).submit(frame)
         elif isinstance(frame, StopFrame):
-            self.runner(frame.session_id).stop()
+            await self.session(frame.session_id).stop(frame)
         elif isinstance(frame, UndoFrame):
-            await self.runner(frame.session_id).undo(frame)
+            await self.session(frame.session_id).undo(frame)
 
-    def runner(self, session_id: str) -> SessionRunner:
-        """The live runner of a session this socket opened with ``init``."""
-        runner = self.runners.get(session_id)
-        if runner is None or runner.closed:
-            self.runners.pop(session_id, None)
+    def session(self, session_id: str) -> SessionHandle:
+        """This socket's hold on a session it opened with ``init``."""
+        handle = self.sessions.get(session_id)
+        if handle is None or handle.closed:
+            self.sessions.pop(session_id, None)
             raise NotInitialized(f"Send an 'init' for session {session_id!r} first.")
-        return runner
+        return handle
 
     async def close_with(self, code: int) -> None:
         """Close the socket with ``code`` (used by the graceful shutdown)."""
@@ -179,9 +183,9 @@ class ChatConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
         error = error_frame_for(exc)
         if isinstance(about, MessageFrame) and about.client_message_id:
             error = error.model_copy(update={"client_message_id": about.client_message_id})
-        runner = self.runners.get(about.session_id) if about else None
-        if runner is not None:
-            await self.send_frame(runner.reply(error))
+        handle = self.sessions.get(about.session_id) if about else None
+        if handle is not None:
+            await self.send_frame(handle.reply(error))
         else:
             session_id = about.session_id if about else None
             await self.send_frame(error.model_copy(update={"session_id": session_id}).to_wire())

@@ -56,6 +56,18 @@ class SessionBusy(ChatError):
     code = "SESSION_BUSY"
 
 
+class TurnInterrupted(ChatError):
+    """The server running the turn stopped before it ended (a crash, a lost lease)."""
+
+    code = "TURN_INTERRUPTED"
+
+
+class SessionUnavailable(ChatError):
+    """The server that owns the session does not answer frames routed to it."""
+
+    code = "SESSION_UNAVAILABLE"
+
+
 class RateLimited(ChatError):
     """The socket sends frames faster than ``CHAT_RATE_PER_SECOND`` allows."""
 

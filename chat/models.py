@@ -53,6 +53,9 @@ class TurnRecord(models.Model):
     resume_at = models.CharField(max_length=64, blank=True, default="")
     client_message_id = models.CharField(max_length=128, blank=True, default="")
     counted = models.BooleanField(default=False)  # in ChatSession.message_count
+    # False from its start until its terminal frame is stored: a turn left unfinished
+    # was running on a server that died, and the next owner ends it (TURN_INTERRUPTED).
+    finished = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

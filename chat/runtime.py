@@ -19,14 +19,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from channels.layers import get_channel_layer
 from claude_agent_sdk import ClaudeSDKClient
+from django.conf import settings
 
 from chat.agent.pool import AgentPool
 from chat.agent.process import ClientFactory
 from chat.frame_parser import FrameParser
 from chat.limits import ClientCounter, SocketCounter
 from chat.session.event_stream import EventsFactory, EventStream
+from chat.session.ownership import LocalOwnership, Ownership
 from chat.session.registry import SessionRegistry
+from chat.session.routing import SessionRouter
 from chat.session.shutdown import OpenSockets
 
 
@@ -36,22 +40,55 @@ class Runtime:
 
     agents: AgentPool
     sessions: SessionRegistry
+    router: SessionRouter
     per_client: ClientCounter = field(default_factory=SocketCounter)
     sockets: OpenSockets = field(default_factory=OpenSockets)
     frames: FrameParser = field(default_factory=FrameParser)
+    started: bool = False
 
     @classmethod
     def create(
         cls,
         *,
         make_client: ClientFactory = ClaudeSDKClient,
-        make_events: EventsFactory = EventStream,
+        make_events: EventsFactory | None = None,
+        ownership: Ownership | None = None,
     ) -> Runtime:
         """A runtime with nothing live; ``make_client`` makes each session's SDK client,
-        ``make_events`` each session's events."""
+        ``make_events`` each session's events, ``ownership`` holds the leases.
+
+        Left out, the last two are Redis-backed when ``REDIS_URL`` is set (a fleet),
+        in memory when not (one process).
+        """
+        if settings.REDIS_URL and (make_events is None or ownership is None):
+            # Imported here: one process without Redis never loads the cluster modules.
+            from chat.cluster.connection import connect
+            from chat.cluster.event_stream import RedisEventStream
+            from chat.cluster.leases import RedisOwnership
+
+            redis = connect(settings.REDIS_URL)
+            make_events = make_events or (lambda session_id: RedisEventStream(session_id, redis))
+            ownership = ownership or RedisOwnership(
+                redis, server_id=settings.SERVER_ID, lease_seconds=settings.SESSION_LEASE_SECONDS
+            )
         agents = AgentPool()
-        sessions = SessionRegistry(agents=agents, make_client=make_client, make_events=make_events)
-        return cls(agents=agents, sessions=sessions)
+        sessions = SessionRegistry(
+            agents=agents,
+            make_client=make_client,
+            make_events=make_events or EventStream,
+            ownership=ownership or LocalOwnership(settings.SERVER_ID),
+        )
+        return cls(
+            agents=agents, sessions=sessions, router=SessionRouter(sessions, get_channel_layer())
+        )
+
+    async def start(self) -> None:
+        """Start what runs beside the sockets (lease renewal, routing), on the server's
+        loop, once: the first socket calls it."""
+        if not self.started:
+            self.started = True
+            await self.sessions.ownership.start()
+            self.router.start()
 
     def close(self) -> None:
         """Let go of what outlives the event loop (the frame parser's worker process)."""

@@ -8,6 +8,9 @@ import pytest
 
 from chat.protocol import StreamFrame
 from chat.session.event_stream import EventStream
+from chat.session.ownership import Lease
+
+LEASE = Lease("s1", "this-server", 1)
 
 
 @pytest.fixture(autouse=True)
@@ -132,19 +135,19 @@ async def test_attach_after_the_last_event_only_attaches() -> None:
     assert socket.frames == [] and socket in stream.sockets
 
 
-def test_continue_from_goes_on_numbering_and_marks_earlier_events_gone() -> None:
+async def test_owning_goes_on_numbering_after_the_stored_seq_and_earlier_events_are_gone() -> None:
     stream = EventStream("s1")
-    stream.continue_from(41)
+    await stream.own(LEASE, 41)
 
     assert stream.stamp(StreamFrame(text="a"), advance=True)["seq"] == 42
     assert stream.log.since(40) is None
     assert stream.log.since(41) == []
 
 
-def test_continue_from_an_older_seq_changes_nothing() -> None:
+async def test_owning_with_an_older_stored_seq_changes_nothing() -> None:
     stream = EventStream("s1")
     stream.stamp(StreamFrame(text="a"), advance=True)
     stream.stamp(StreamFrame(text="b"), advance=True)
-    stream.continue_from(1)
+    await stream.own(LEASE, 1)
 
     assert stream.seq == 2

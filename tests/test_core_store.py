@@ -16,7 +16,7 @@ SESSION = "s1"
 
 async def run_turn(state_id: str, *, resume_at: str = "", client_id: str = "", counted=True):
     """A finished turn as the runner records it (counted: it reached a result)."""
-    await store.start_turn(SESSION, state_id)
+    await store.start_turn(SESSION, state_id, client_id)
     if counted:
         await store.record_turn(SESSION, "sdk-conversation", 0.01)
     await store.finish_turn(

@@ -9,6 +9,7 @@ from claude_agent_sdk import ClaudeSDKClient
 
 from chat.runtime import Runtime
 from chat.session.event_stream import EventStream
+from chat.session.ownership import Lease
 from chat.session.runner import SessionRunner
 
 pytestmark = [
@@ -32,9 +33,10 @@ async def test_close_is_not_lost_when_a_socket_leaves_at_the_same_moment(
         runner = SessionRunner(
             "race1",
             runtime.sessions,
+            lease=Lease("race1", "test", 1),
+            stream=EventStream("race1"),
             agents=runtime.agents,
             make_client=ClaudeSDKClient,
-            make_events=EventStream,
         )
         await asyncio.sleep(0.01)  # the owner task is now waiting for a command
 

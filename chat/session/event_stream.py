@@ -2,9 +2,10 @@
 
 :class:`SessionEvents` is the seam: what a runner needs of its session's events.
 :class:`EventStream` is the one-process implementation (an in-memory log, the sockets
-of this process); a fleet's would keep the log in a Redis stream and fan out to the
-sockets of every server. Only the session's owner numbers events, so ``stamp`` stays a
-plain call; ``publish`` and ``attach`` are where the I/O of such a backend would go.
+of this process); a fleet's keeps the log in a Redis stream and fans out to the
+sockets of every server (:class:`chat.cluster.event_stream.RedisEventStream`). Only
+the session's owner numbers events, so ``stamp`` stays a plain call; ``own``,
+``replay``, ``publish`` and ``attach`` are where such a backend does its I/O.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from django.conf import settings
 
 from chat.protocol import ServerFrame
 from chat.session.event_log import EventLog
+from chat.session.ownership import Lease
 
 logger = logging.getLogger("dashboard_ai.chat")
 
@@ -24,29 +26,43 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 
 class SessionEvents(Protocol):
-    """The numbered events of one session, their replay log and the sockets they go to."""
+    """The numbered events of one session, their replay log and the sockets they go to.
+
+    One per session on each server that has its runner or its sockets: the owner
+    numbers (:meth:`stamp`) and publishes, every server's sockets :meth:`attach`.
+    """
 
     @property
     def seq(self) -> int:
-        """The seq of the session's latest event."""
+        """The seq of the session's latest event known here (the owner: it numbered it)."""
 
-    def continue_from(self, seq: int) -> None: ...
+    async def own(self, lease: Lease, stored_seq: int) -> None:
+        """This server owns the session under ``lease``: numbering goes on after the
+        newest of ``stored_seq`` and the events held, and :meth:`publish` is fenced by it."""
 
     def stamp(
         self, frame: ServerFrame, *, advance: bool = False, client_message_id: str | None = None
     ) -> dict[str, Any]: ...
 
-    def replay(self, after: int) -> list[dict[str, Any]] | None: ...
+    async def replay(self, after: int) -> list[dict[str, Any]] | None:
+        """The events after seq ``after``; ``None`` when some are no longer held."""
 
-    async def publish(self, event: dict[str, Any]) -> None: ...
+    async def publish(self, event: dict[str, Any]) -> None:
+        """Keep a stamped event and send it to every socket; :class:`LeaseLost` when
+        the lease given to :meth:`own` is not this server's any more."""
 
-    async def attach(self, send: Send, after: int) -> None: ...
+    async def attach(self, send: Send, after: int) -> None:
+        """Send ``send`` every event after seq ``after`` exactly once, in order, then
+        every later one."""
 
     def detach(self, send: Send) -> None: ...
 
     @property
     def attended(self) -> bool:
-        """Whether any socket receives the events."""
+        """Whether any socket of this server receives the events."""
+
+    async def close(self) -> None:
+        """Let go of what the events hold beyond memory (a reader of a shared log)."""
 
 
 #: What makes a session's events from its id (the runtime's ``make_events``).
@@ -64,11 +80,13 @@ class EventStream:
         )
         self.sockets: set[Send] = set()
 
-    def continue_from(self, seq: int) -> None:
-        """Numbering goes on from ``seq`` (stored with the session); earlier events are gone."""
-        if seq > self.seq:
-            self.seq = seq
-            self.log.restart_at(seq)
+    async def own(self, lease: Lease, stored_seq: int) -> None:
+        """Numbering goes on from ``stored_seq`` if it is newer (this process has just
+        started the session: events before it are gone). One process has no one to
+        fence out, so the lease is not kept."""
+        if stored_seq > self.seq:
+            self.seq = stored_seq
+            self.log.restart_at(stored_seq)
 
     def stamp(
         self, frame: ServerFrame, *, advance: bool = False, client_message_id: str | None = None
@@ -86,7 +104,7 @@ class EventStream:
         update["seq"] = self.seq
         return frame.model_copy(update=update).to_wire()
 
-    def replay(self, after: int) -> list[dict[str, Any]] | None:
+    async def replay(self, after: int) -> list[dict[str, Any]] | None:
         """The held events after seq ``after``; ``None`` when some are no longer held."""
         return self.log.since(after)
 
@@ -115,3 +133,6 @@ class EventStream:
     def attended(self) -> bool:
         """Whether any socket receives the events."""
         return bool(self.sockets)
+
+    async def close(self) -> None:
+        """Nothing is held beyond memory."""

@@ -13,42 +13,79 @@ from chat.agent.process import ClientFactory
 from chat.exceptions import ServerBusy
 from chat.protocol import InitFrame
 from chat.session.event_stream import EventsFactory, Send
+from chat.session.ownership import Lease, LocalOwnership, Ownership
 from chat.session.runner import SessionRunner
+from chat.session.streams import SessionStreams
 
 logger = logging.getLogger("dashboard_ai.chat")
 
 
+class OwnedElsewhere(Exception):
+    """Another server holds the session's lease: frames for it go there."""
+
+
 class SessionRegistry:
-    """The live runners of this server process, by session id, least recently used first."""
+    """The live runners of this server process, by session id, least recently used first.
+
+    A runner lives only under a lease of ``ownership``: a session another server owns
+    has no runner here (:meth:`start` raises :class:`OwnedElsewhere`), and a runner
+    whose lease is lost ends (:meth:`SessionRunner.lose`).
+    """
 
     def __init__(
-        self, *, agents: AgentPool, make_client: ClientFactory, make_events: EventsFactory
+        self,
+        *,
+        agents: AgentPool,
+        make_client: ClientFactory,
+        make_events: EventsFactory,
+        ownership: Ownership | None = None,
     ) -> None:
         self._runners: OrderedDict[str, SessionRunner] = OrderedDict()
         self._agents = agents
         self._make_client = make_client
-        self._make_events = make_events
+        self.streams = SessionStreams(make_events)
+        self.ownership: Ownership = ownership or LocalOwnership(settings.SERVER_ID)
+        self.ownership.on_lost(self._lost)
 
     async def open(
         self, session_id: str, send: Send, frame: InitFrame, *, client: str
     ) -> SessionRunner:
         """Open the session for a socket (see :meth:`SessionRunner.open`), starting a runner.
 
+        ``client`` is the address of the socket, which a new session counts against.
+        """
+        runner = await self.start(session_id, client=client)
+        runner.hold()  # no await since start returned it open: it cannot close under us
+        try:
+            await runner.open(send, frame)
+        finally:
+            runner.unhold()
+        return runner
+
+    async def start(self, session_id: str, *, client: str) -> SessionRunner:
+        """The session's open runner here, started under a new lease if there is none.
+
         A runner that is closing is waited for first, so that two runners of one
-        session never live at once. A new runner needs room (see :meth:`_make_room`);
-        ``client`` is the address of the socket, which the new session counts against.
+        session never live at once. A new runner needs room (see :meth:`_make_room`)
+        and the session's lease: :class:`OwnedElsewhere` when another server holds it.
         """
         while True:
             runner = self._runners.get(session_id)
             if runner is None:
                 if await self._make_room(client):
                     continue  # a runner was released meanwhile: look again
+                lease = await self.ownership.acquire(session_id)
+                if lease is None:
+                    raise OwnedElsewhere(session_id)
+                if session_id in self._runners:  # started by another frame meanwhile
+                    continue
                 runner = SessionRunner(
                     session_id,
                     self,
+                    lease=lease,
+                    stream=self.streams.hold(session_id),
                     agents=self._agents,
                     make_client=self._make_client,
-                    make_events=self._make_events,
                     opened_by=client,
                 )
                 self._runners[session_id] = runner
@@ -56,12 +93,21 @@ class SessionRegistry:
                 break
             await runner.wait_closed()
         self._runners.move_to_end(session_id)
-        runner.hold()  # no await since the check: the runner cannot close under us
-        try:
-            await runner.open(send, frame)
-        finally:
-            runner.unhold()
         return runner
+
+    def live(self, session_id: str) -> SessionRunner | None:
+        """The session's runner here if it is open and still holds its lease."""
+        runner = self._runners.get(session_id)
+        if runner is None or runner.closed or not self.ownership.holds(runner.lease):
+            return None
+        return runner
+
+    def _lost(self, lease: Lease) -> None:
+        """A renewal found ``lease`` gone: its runner ends without writing more."""
+        runner = self._runners.get(lease.session_id)
+        if runner is not None and runner.lease == lease:
+            logger.warning("session taken over", extra={"sessionId": lease.session_id})
+            runner.lose()
 
     async def _make_room(self, client: str) -> bool:
         """Release a session for a new one of ``client`` if a limit is reached.
@@ -89,10 +135,11 @@ class SessionRegistry:
         await victim.wait_closed()
         return True
 
-    def forget(self, runner: SessionRunner) -> None:
+    async def forget(self, runner: SessionRunner) -> None:
         """Called by a runner as it ends."""
         if self._runners.get(runner.session_id) is runner:
             del self._runners[runner.session_id]
+        await self.streams.release(runner.session_id, runner.stream)
 
     def is_live(self, session_id: str) -> bool:
         """Whether the session has a runner in this process (one ending counts too)."""
@@ -103,6 +150,7 @@ class SessionRegistry:
         runner = self._runners.get(session_id)
         if runner is not None:
             await runner.close()
+        await self.streams.end(session_id)
 
     async def shutdown(self, deadline: float) -> None:
         """Stop every turn (each sends its terminal frame), then end every runner."""
@@ -115,6 +163,7 @@ class SessionRegistry:
             for wait in pending:
                 wait.cancel()
         await asyncio.gather(*(runner.close() for runner in runners))
+        await self.ownership.close()  # any lease left goes now: others take over at once
 
     @property
     def active(self) -> int:

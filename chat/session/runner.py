@@ -31,6 +31,7 @@ from chat.exceptions import (
     LastSeqAhead,
     ModelNotConfigured,
     SessionBusy,
+    TurnInterrupted,
 )
 from chat.protocol import (
     CompleteFrame,
@@ -47,7 +48,8 @@ from chat.protocol import (
     file_contents,
 )
 from chat.session import store
-from chat.session.event_stream import EventsFactory, Send
+from chat.session.event_stream import Send, SessionEvents
+from chat.session.ownership import Lease, LeaseLost, Ownership
 from chat.session.store import UndoPlan
 from chat.session.turn import Turn, TurnRun
 from workspaces import leases, undo_states
@@ -79,7 +81,11 @@ _BUSY_WITH = {
 class RunnerRegistry(Protocol):
     """What a runner needs of the registry that started it."""
 
-    def forget(self, runner: SessionRunner) -> None:
+    @property
+    def ownership(self) -> Ownership:
+        """Who owns which session (the runner gives its lease back there)."""
+
+    async def forget(self, runner: SessionRunner) -> None:
         """The runner has ended."""
 
 
@@ -106,15 +112,19 @@ class SessionRunner:
         session_id: str,
         registry: RunnerRegistry,
         *,
+        lease: Lease,
+        stream: SessionEvents,
         agents: AgentPool,
         make_client: ClientFactory,
-        make_events: EventsFactory,
         opened_by: str = "",
     ) -> None:
         self.session_id = session_id
+        self.lease = lease  # this server owns the session under it
         self.opened_by = opened_by  # the client address whose init started this runner
         self.workspace = workspaces.path_for(session_id)
-        self.stream = make_events(session_id)
+        self.stream = stream
+        self.lost = False  # the lease went to another server: nothing more is written
+        self._started: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.state = RunnerState.IDLE
         self.turn: Turn | None = None  # the running turn, in state TURN
         self._not_busy = asyncio.Event()
@@ -137,8 +147,15 @@ class SessionRunner:
         the current files instead. Either way the socket then receives every later
         event exactly once, in order.
         """
+        ready, start = await self.prepare(frame)
+        await send(ready)
+        await self.stream.attach(send, after=start)
+
+    async def prepare(self, frame: InitFrame) -> tuple[dict[str, Any], int]:
+        """The ``ready`` answering ``frame``, and the seq after which its socket's events
+        start (see :meth:`open`); the socket may be on another server."""
+        await self.started()
         record = await store.touch(self.session_id)
-        self.stream.continue_from(record.last_seq)
         if frame.last_seq is not None and frame.last_seq > self.stream.seq:
             # Answering with the whole workspace (as for a truncated replay) would let a
             # tiny frame cost a huge answer, over and over.
@@ -156,7 +173,7 @@ class SessionRunner:
             conflicts = []
             if not self.busy:  # else the sync, turn or undo under way made it current
                 await workspaces.ensure_current(session_id=self.session_id)
-        replay = None if frame.last_seq is None else self.stream.replay(frame.last_seq)
+        replay = None if frame.last_seq is None else await self.stream.replay(frame.last_seq)
         truncated = frame.last_seq is not None and replay is None
         snapshot = await workspaces.snapshot(session_id=self.session_id)
         ready = self.stream.stamp(
@@ -172,14 +189,18 @@ class SessionRunner:
                 conflicts=conflicts or None,
             )
         )
-        await send(ready)
         start = (
             frame.last_seq if frame.last_seq is not None and replay is not None else ready["seq"]
         )
-        await self.stream.attach(send, after=start)
+        return ready, start
+
+    async def started(self) -> None:
+        """Return once the runner owns the session's events (see :meth:`_begin`)."""
+        await asyncio.shield(self._started)
 
     async def submit(self, send: Send, frame: MessageFrame) -> None:
         """Start a turn for ``frame``, or replay the outcome of one already run."""
+        await self.started()
         if frame.client_message_id:
             if self.turn is not None and self.turn.client_message_id == frame.client_message_id:
                 return  # a resend of the running turn: its frames are on their way
@@ -217,6 +238,7 @@ class SessionRunner:
 
     async def undo(self, frame: UndoFrame) -> None:
         """Queue an undo of the last ``frame.turns`` turns (answered with ``undone``)."""
+        await self.started()
         self._claim(RunnerState.UNDOING, "undo when it has ended")
         try:
             kept = await undo_states.state_ids(session_id=self.session_id)
@@ -295,7 +317,20 @@ class SessionRunner:
     def leave(self, send: Send) -> None:
         """Detach a socket. A running turn goes on; an idle runner is released later."""
         self.stream.detach(send)
+        self.wake()
+
+    def wake(self) -> None:
+        """A socket left: look again at whether the runner is unattended."""
         self._commands.put_nowait(_Wake())
+
+    def lose(self) -> None:
+        """The lease is another server's now: end at once, writing nothing more.
+
+        The running turn's terminal frame is the new owner's to send (``TURN_INTERRUPTED``).
+        """
+        self.lost = True
+        self._close_now()
+        self._task.cancel()
 
     def release_if_unattended(self) -> bool:
         """End the runner if it is unattended (its slot is wanted); whether it will end.
@@ -332,9 +367,34 @@ class SessionRunner:
 
     # --- the owner task ----------------------------------------------------------
 
-    async def _own(self) -> None:
+    async def _begin(self) -> None:
+        """Own the session's events; end a turn a previous owner left unfinished.
+
+        A previous owner that died mid-turn sent no terminal frame for it: the turn
+        gets its one terminal ``error`` (``TURN_INTERRUPTED``) here, stored as its
+        outcome, before this runner takes frames.
+        """
         try:
             await leases.acquire_lease(session_id=self.session_id)
+            record = await store.touch(self.session_id)
+            await self.stream.own(self.lease, record.last_seq)
+            for interrupted in await store.unfinished_turns(self.session_id):
+                await self._finish(
+                    Turn(message="", client_message_id=interrupted.client_message_id or None),
+                    error_frame_for(
+                        TurnInterrupted("The server running this turn stopped; send it again.")
+                    ),
+                    state_id=interrupted.state_id,
+                )
+        except BaseException as exc:
+            self._started.set_exception(exc)
+            self._started.exception()  # retrieved: a runner nobody waits on is not an error
+            raise
+        self._started.set_result(None)
+
+    async def _own(self) -> None:
+        try:
+            await self._begin()
             while True:
                 idle = settings.AGENT_IDLE_SECONDS
                 wait = idle if self._agent or self.unattended else None
@@ -360,8 +420,11 @@ class SessionRunner:
                     await self._undo(command.plan)
                     continue
                 await self._run(command)
+        except LeaseLost:
+            self.lost = True
+            logger.warning("session lease lost", extra={"sessionId": self.session_id})
         except asyncio.CancelledError:
-            if self.turn is not None and self.turn.terminal is None:
+            if not self.lost and self.turn is not None and self.turn.terminal is None:
                 await self._finish(self.turn, error_frame_for(InternalError("The server stopped.")))
             raise
         finally:
@@ -369,10 +432,11 @@ class SessionRunner:
             try:
                 await self.close_agent()
                 await leases.release_lease(session_id=self.session_id)
+                await self._registry.ownership.release(self.lease)
             finally:
                 # Only now may a new runner for this session start: it would otherwise
                 # share this one's CLI pidfile, transcript and lease.
-                self._registry.forget(self)
+                await self._registry.forget(self)
 
     async def _run(self, turn: Turn) -> None:
         """Run one turn to exactly one terminal frame, whatever happens."""
@@ -388,6 +452,8 @@ class SessionRunner:
                 terminal = await TurnRun(self, turn, turn.translator).converse(before)
             finally:
                 await keeping
+        except LeaseLost:
+            raise
         except (ChatError, WorkspaceError) as exc:
             terminal = error_frame_for(exc)
         except ClaudeSDKError as exc:
@@ -420,7 +486,7 @@ class SessionRunner:
         await undo_states.save_state(
             session_id=self.session_id, state_id=turn.state_id, files=before
         )
-        await store.start_turn(self.session_id, turn.state_id)
+        await store.start_turn(self.session_id, turn.state_id, turn.client_message_id)
 
     async def _undo(self, plan: UndoPlan) -> None:
         """Restore the files and rewind the conversation; every socket gets ``undone``."""
@@ -442,20 +508,26 @@ class SessionRunner:
         self._release(RunnerState.UNDOING)
         await self.emit(frame)
 
-    async def _finish(self, turn: Turn, terminal: ServerFrame) -> None:
+    async def _finish(
+        self, turn: Turn, terminal: ServerFrame, *, state_id: str | None = None
+    ) -> None:
         """Send the turn's one terminal frame and free the session for the next turn.
 
         The outcome is stored before anyone sees it, so a client that resends the
         message as soon as it has the answer gets the stored outcome, not a rerun.
+        ``state_id`` names the turn's record when it is not ``turn``'s own (a turn
+        another owner left unfinished).
         """
         if turn.terminal is not None:
             return
         if isinstance(terminal, ErrorFrame) and turn.conflicts:
             terminal = terminal.model_copy(update={"conflicts": turn.conflicts})
-        turn.terminal = wire = self._stamp_event(terminal)
+        turn.terminal = wire = self.stream.stamp(
+            terminal, advance=True, client_message_id=turn.client_message_id
+        )
         try:
             await store.finish_turn(
-                turn.state_id,
+                state_id or turn.state_id,
                 resume_at=turn.translator.last_assistant_uuid if turn.translator else None,
                 client_message_id=turn.client_message_id,
                 counted=turn.counted,

@@ -57,10 +57,21 @@ async def outcome(session_id: str, client_message_id: str) -> dict[str, Any] | N
     return found.frame if found else None
 
 
-async def start_turn(session_id: str, state_id: str) -> None:
+async def start_turn(session_id: str, state_id: str, client_message_id: str | None) -> None:
     """A turn starts; ``state_id`` names the workspace state kept from before it."""
     record = await touch(session_id)
-    await TurnRecord.objects.acreate(session=record, state_id=state_id)
+    await TurnRecord.objects.acreate(
+        session=record,
+        state_id=state_id,
+        client_message_id=client_message_id or "",
+        finished=False,
+    )
+
+
+async def unfinished_turns(session_id: str) -> list[TurnRecord]:
+    """The session's turns that started and have no stored end (their server died)."""
+    found = TurnRecord.objects.filter(session__session_id=session_id, finished=False)
+    return [record async for record in found]
 
 
 async def finish_turn(
@@ -69,7 +80,10 @@ async def finish_turn(
     """What undoing the turn must know: where its conversation ends (its last assistant
     message), its client id, and whether it was counted in the message count."""
     await TurnRecord.objects.filter(state_id=state_id).aupdate(
-        resume_at=resume_at or "", client_message_id=client_message_id or "", counted=counted
+        resume_at=resume_at or "",
+        client_message_id=client_message_id or "",
+        counted=counted,
+        finished=True,
     )
 
 

@@ -1,0 +1,300 @@
+"""Frames reach the session's owner, whichever server the socket is on.
+
+A socket's frames for a session go through its :class:`SessionHandle`. When this
+server owns the session (its runner holds the lease), the runner is called directly;
+when another server does, the frame is sent to that server's channel on the channel
+layer (:func:`chat.cluster.keys.server_channel`) and its answer (the frames for this
+socket alone, or the error) comes back on this server's channel. When nobody owns the
+session, this server takes its lease and starts its runner. Either way the socket's
+events come from this server's stream of the session, so every socket of a session,
+on every server, receives the same events in the same order.
+
+The :class:`SessionRouter` also watches the sessions this server has sockets of but
+does not own: when their owner's lease is gone (the owner died, or left), it takes the
+session over, so its sockets learn at once how an interrupted turn ended.
+
+On one process without Redis the same code runs: every lease is this process's, so
+nothing is ever routed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from typing import Any
+
+from channels.layers import BaseChannelLayer
+from django.conf import settings
+
+from chat.cluster.keys import server_channel
+from chat.exceptions import ChatError, InternalError, NotInitialized, SessionUnavailable
+from chat.protocol import (
+    CLIENT_FRAMES,
+    ClientFrame,
+    InitFrame,
+    MessageFrame,
+    ServerFrame,
+    StopFrame,
+    UndoFrame,
+    error_frame_for,
+)
+from chat.session.event_stream import Send, SessionEvents
+from chat.session.registry import OwnedElsewhere, SessionRegistry
+from chat.session.runner import SessionRunner
+from workspaces.exceptions import WorkspaceError
+
+logger = logging.getLogger("dashboard_ai.chat")
+
+#: How long a server waits for the owner to answer a routed frame. The owner answers
+#: once the frame is taken (a turn queued, a stop asked, files written), not when the
+#: turn ends; an init with a large upload is the slowest.
+ROUTE_TIMEOUT_SECONDS = 30.0
+
+
+class RoutedError(ChatError):
+    """An error the owner answered a routed frame with, raised again on this server."""
+
+    def __init__(self, code: str, message: str, recoverable: bool) -> None:
+        super().__init__(message)
+        self.code = code
+        self.recoverable = recoverable
+
+
+class SessionHandle:
+    """One socket's hold on one session: its frames go to the owner, its events come here."""
+
+    def __init__(
+        self, router: SessionRouter, session_id: str, send: Send, stream: SessionEvents
+    ) -> None:
+        self.router = router
+        self.session_id = session_id
+        self.send = send
+        self.stream = stream
+        self.client = ""
+
+    async def submit(self, frame: MessageFrame) -> None:
+        """Run a turn (or replay a stored outcome to this socket)."""
+        await self.router.dispatch(self, frame)
+
+    async def stop(self, frame: StopFrame) -> None:
+        """Stop the running turn, if any."""
+        await self.router.dispatch(self, frame)
+
+    async def undo(self, frame: UndoFrame) -> None:
+        """Undo turns (every socket of the session gets ``undone``)."""
+        await self.router.dispatch(self, frame)
+
+    def reply(self, frame: ServerFrame) -> dict[str, Any]:
+        """``frame`` as a reply to this socket alone (the session's current seq)."""
+        return self.stream.stamp(frame)
+
+    @property
+    def closed(self) -> bool:
+        """Whether the session was ended here (deleted): the socket must ``init`` again."""
+        return self.router.registry.streams.get(self.session_id) is not self.stream
+
+    async def leave(self) -> None:
+        """The socket is gone: stop sending to it and let go of the session's stream."""
+        self.stream.detach(self.send)
+        runner = self.router.registry.live(self.session_id)
+        if runner is not None:
+            runner.wake()
+        await self.router.registry.streams.release(self.session_id, self.stream)
+
+
+class SessionRouter:
+    """Where each frame of a session runs, and the takeover of orphaned sessions."""
+
+    def __init__(self, registry: SessionRegistry, layer: BaseChannelLayer) -> None:
+        self.registry = registry
+        self.layer = layer
+        self.channel = server_channel(registry.ownership.server_id)
+        self._answers: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def start(self) -> None:
+        """Listen on this server's channel and watch for orphaned sessions."""
+        if not self._tasks:
+            self._tasks = [
+                asyncio.create_task(self._listen(), name="router:listen"),
+                asyncio.create_task(self._watch(), name="router:watch"),
+            ]
+
+    async def close(self) -> None:
+        """Stop listening and watching."""
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    # --- a socket's frames -------------------------------------------------------
+
+    async def open(
+        self, session_id: str, send: Send, frame: InitFrame, *, client: str
+    ) -> SessionHandle:
+        """Answer a socket's ``init`` with ``ready`` and attach it to the session's events."""
+        stream = self.registry.streams.hold(session_id)
+        handle = SessionHandle(self, session_id, send, stream)
+        handle.client = client
+        try:
+            answer = await self._run(handle, frame)
+            ready, start = answer["frames"][0], answer["start"]
+            await send(ready)
+            await stream.attach(send, after=start)
+        except BaseException:
+            await self.registry.streams.release(session_id, stream)
+            raise
+        return handle
+
+    async def dispatch(self, handle: SessionHandle, frame: ClientFrame) -> None:
+        """Run ``frame`` where the session's owner is; send this socket its answer."""
+        if handle.closed:
+            raise NotInitialized(f"Send an 'init' for session {handle.session_id!r} first.")
+        answer = await self._run(handle, frame)
+        for reply in answer.get("frames", ()):
+            await handle.send(reply)
+
+    async def _run(self, handle: SessionHandle, frame: ClientFrame) -> dict[str, Any]:
+        """``frame`` run by the owner, here or elsewhere; the owner's answer."""
+        session_id = handle.session_id
+        while True:
+            runner = self.registry.live(session_id)
+            if runner is None:
+                try:
+                    runner = await self.registry.start(session_id, client=handle.client)
+                except OwnedElsewhere:
+                    owner = await self.registry.ownership.owner(session_id)
+                    if owner is None:
+                        continue  # released meanwhile: take it
+                    answer = await self._call(owner, handle, frame)
+                    if answer is None:
+                        continue  # it gave the session up meanwhile: look again
+                    return answer
+            return await _run_here(runner, frame)
+
+    # --- between servers ---------------------------------------------------------
+
+    async def _call(
+        self, owner: str, handle: SessionHandle, frame: ClientFrame
+    ) -> dict[str, Any] | None:
+        """Send ``frame`` to server ``owner``; its answer (``None``: not the owner)."""
+        call_id = uuid.uuid4().hex
+        answer = self._answers[call_id] = asyncio.get_running_loop().create_future()
+        try:
+            await self.layer.send(
+                server_channel(owner),
+                {
+                    "type": "session.call",
+                    "call": call_id,
+                    "reply_to": self.channel,
+                    "client": handle.client,
+                    "frame": frame.model_dump(mode="json", by_alias=True, exclude_none=True),
+                },
+            )
+            async with asyncio.timeout(ROUTE_TIMEOUT_SECONDS):
+                result = await answer
+        except TimeoutError:
+            logger.warning(
+                "the owner did not answer",
+                extra={"sessionId": handle.session_id, "owner": owner},
+            )
+            raise SessionUnavailable(
+                "The server running this session does not answer; try again."
+            ) from None
+        finally:
+            self._answers.pop(call_id, None)
+        if "error" in result:
+            error = result["error"]
+            raise RoutedError(error["code"], error["message"], error["recoverable"])
+        answered: dict[str, Any] | None = result.get("answer")
+        return answered
+
+    async def _listen(self) -> None:
+        """Take the calls routed to this server and the answers to its own calls."""
+        serving: set[asyncio.Task[None]] = set()
+        while True:
+            try:
+                message = await self.layer.receive(self.channel)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("receiving routed frames failed")
+                await asyncio.sleep(1.0)
+                continue
+            if message.get("type") == "session.call":
+                task = asyncio.create_task(self._serve(message))
+                serving.add(task)
+                task.add_done_callback(serving.discard)
+            elif message.get("type") == "session.answer":
+                waiting = self._answers.get(message["call"])
+                if waiting is not None and not waiting.done():
+                    waiting.set_result(message)
+
+    async def _serve(self, message: dict[str, Any]) -> None:
+        """Run a frame another server routed here; answer it."""
+        data = message["frame"]
+        frame = CLIENT_FRAMES[data["type"]].model_validate(data)
+        result: dict[str, Any]
+        try:
+            runner = self.registry.live(frame.session_id)
+            answer = None if runner is None else await _run_here(runner, frame)
+            result = {"answer": answer}
+        except (ChatError, WorkspaceError) as exc:
+            result = {"error": _error_fields(exc)}
+        except Exception:
+            logger.exception("a routed frame failed", extra={"sessionId": frame.session_id})
+            result = {"error": _error_fields(InternalError("Internal server error."))}
+        with contextlib.suppress(Exception):  # the caller gives up after its timeout
+            await self.layer.send(
+                message["reply_to"], {"type": "session.answer", "call": message["call"], **result}
+            )
+
+    # --- takeover ----------------------------------------------------------------
+
+    async def _watch(self) -> None:
+        """Take over the sessions this server has sockets of once nobody owns them."""
+        interval = min(1.0, settings.SESSION_LEASE_SECONDS / 4)
+        while True:
+            await asyncio.sleep(interval)
+            for session_id in self.registry.streams.attended():
+                if self.registry.live(session_id) is not None:
+                    continue
+                try:
+                    if await self.registry.ownership.owner(session_id) is None:
+                        await self.registry.start(session_id, client="")
+                        logger.info("session taken over", extra={"sessionId": session_id})
+                except OwnedElsewhere:
+                    pass  # another server was quicker
+                except Exception:
+                    logger.exception("taking a session over failed")
+
+
+async def _run_here(runner: SessionRunner, frame: ClientFrame) -> dict[str, Any]:
+    """Run ``frame`` on this server's runner; the frames for the socket that sent it."""
+    frames: list[dict[str, Any]] = []
+
+    async def collect(reply: dict[str, Any]) -> None:
+        frames.append(reply)
+
+    if isinstance(frame, InitFrame):
+        runner.hold()  # the socket attaches after this returns; keep the runner till then
+        try:
+            ready, start = await runner.prepare(frame)
+        finally:
+            runner.unhold()
+        return {"frames": [ready], "start": start}
+    if isinstance(frame, MessageFrame):
+        await runner.submit(collect, frame)
+    elif isinstance(frame, StopFrame):
+        runner.stop()
+    elif isinstance(frame, UndoFrame):
+        await runner.undo(frame)
+    return {"frames": frames}
+
+
+def _error_fields(exc: Exception) -> dict[str, Any]:
+    """What the caller needs to raise the same error again (see :class:`RoutedError`)."""
+    frame = error_frame_for(exc)
+    return {"code": frame.code, "message": frame.message, "recoverable": frame.recoverable}
