@@ -10,6 +10,7 @@ import asyncio
 
 import pytest
 from channels.layers import BaseChannelLayer, ChannelLayerManager
+from channels_redis.core import RedisChannelLayer
 from django.test import override_settings
 
 from tests.support.live import ChatClient
@@ -18,9 +19,13 @@ from tests.test_settings import settings_in
 
 pytestmark = pytest.mark.timeout(90)
 
-# The layer's receive is a BZPOPMIN that waits 5 s on the server; redis-py 8 gave every
-# read a 5 s client timeout by default, which cut that wait short.
-IDLE_PAST_THE_OLD_TIMEOUT = 6.0
+# The layer's receive is a BZPOPMIN that waits 5 s on the server (brpop_timeout); redis-py 8
+# gave every read a 5 s client timeout by default, which cut that wait short.
+BZPOPMIN_WAIT = RedisChannelLayer.brpop_timeout
+IDLE_PAST_THE_OLD_TIMEOUT = BZPOPMIN_WAIT + 1.0
+# A socket idle through two whole BZPOPMIN waits and into a third: every one of them was
+# a read the old timeout cut short, so the first already closed the socket.
+IDLE_SOCKET = 2 * BZPOPMIN_WAIT + 1.0
 
 
 def layer_as_configured(redis_url: str) -> BaseChannelLayer:
@@ -67,7 +72,7 @@ async def test_idle_socket_stays_open_and_then_runs_a_turn(
             ready = await chat.init(session_id)
             assert ready["type"] == "ready", ready
 
-            assert await chat.nothing(timeout=30)
+            assert await chat.nothing(timeout=IDLE_SOCKET)
 
             frames = await chat.message(session_id, "are you still there?")
             assert frames[-1]["type"] == "complete"
