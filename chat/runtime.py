@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from channels.layers import get_channel_layer
 from claude_agent_sdk import ClaudeSDKClient
 from django.conf import settings
+from redis.asyncio import Redis
 
 from chat.agent.pool import AgentPool
 from chat.agent.process import ClientFactory
@@ -44,6 +45,7 @@ class Runtime:
     per_client: ClientCounter = field(default_factory=SocketCounter)
     sockets: OpenSockets = field(default_factory=OpenSockets)
     frames: FrameParser = field(default_factory=FrameParser)
+    redis: Redis | None = None  # with REDIS_URL: the client the cluster parts share
     started: bool = False
 
     @classmethod
@@ -60,6 +62,7 @@ class Runtime:
         Left out, the last two are Redis-backed when ``REDIS_URL`` is set (a fleet),
         in memory when not (one process).
         """
+        redis = None
         if settings.REDIS_URL and (make_events is None or ownership is None):
             # Imported here: one process without Redis never loads the cluster modules.
             from chat.cluster.connection import connect

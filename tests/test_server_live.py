@@ -62,6 +62,8 @@ def test_health_reports_status_without_secrets(backend: LiveServer) -> None:
         "modelConfigured",
     }
     assert data["modelConfigured"] is True and data["workspaceRootWritable"] is True
+    assert data["redis"] == "not configured" and data["database"] == "ok"
+    assert data["ownedSessions"] == 0 and isinstance(data["serverId"], str)
     assert TEST_API_KEY not in body.decode()
     assert headers["Content-Type"] == "application/json"
     assert headers["X-Content-Type-Options"] == "nosniff"
