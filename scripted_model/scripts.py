@@ -15,7 +15,7 @@ from scripted_model.demo import DEMO
 from scripted_model.faults import DropConnection, HttpError, Stall
 from scripted_model.turns import Script, StopReason, Turn, say, text, tool
 
-__all__ = ["APP_TSX", "EDITED_HEADING", "SCRIPTS", "Script", "StopReason", "Turn"]
+__all__ = ["APP_TSX", "EDITED_HEADING", "LATE_TSX", "SCRIPTS", "Script", "StopReason", "Turn"]
 
 #: What ``write_app`` writes to ``{workspace}/src/App.tsx``, byte for byte.
 APP_TSX = """import { useState } from "react";
@@ -78,6 +78,8 @@ def echo(context: RequestContext) -> Sequence[Block]:
 def _hostile(name: str, description: str, *calls: ToolCall) -> Script:
     return Script(name, [Turn(list(calls)), Turn(report_results)], description)
 
+
+LATE_TSX = "export const Late = () => <p>written after a long text</p>;\n"
 
 _LONG_TEXT = " ".join(f"word{index:03d}" for index in range(400)) + "."
 
@@ -157,6 +159,20 @@ _SCRIPT_LIST: list[Script] = [
         "One text of 200 chunks, 20 ms apart (about 4 s): for stop/interrupt tests.",
     ),
     Script("echo", [Turn(echo)], "Quote the prompt and count the user prompts seen."),
+    Script(
+        "slow_write",
+        [
+            Turn(
+                [
+                    TextBlock(_LONG_TEXT, chunks=200),
+                    tool("Write", file_path="{workspace}/src/Late.tsx", content=LATE_TSX),
+                ],
+                chunk_delay=0.02,
+            ),
+            say("Late.tsx is written."),
+        ],
+        "The long text (about 4 s), then Write src/Late.tsx: a turn that writes after a while.",
+    ),
     Script(
         "max_tokens",
         [

@@ -46,6 +46,7 @@ class SessionRegistry:
         self.streams = SessionStreams(make_events)
         self.ownership: Ownership = ownership or LocalOwnership(settings.SERVER_ID)
         self.ownership.on_lost(self._lost)
+        self.leaving = False  # shutting down: no session starts here any more
 
     async def open(
         self, session_id: str, send: Send, frame: InitFrame, *, client: str
@@ -70,6 +71,8 @@ class SessionRegistry:
         and the session's lease: :class:`OwnedElsewhere` when another server holds it.
         """
         while True:
+            if self.leaving:
+                raise ServerBusy("This server is restarting; connect again.")
             runner = self._runners.get(session_id)
             if runner is None:
                 if await self._make_room(client):
@@ -100,7 +103,7 @@ class SessionRegistry:
         runner = self._runners.get(session_id)
         if runner is None or runner.closed or not self.ownership.holds(runner.lease):
             return None
-        return runner
+        return None if self.leaving else runner
 
     def _lost(self, lease: Lease) -> None:
         """A renewal found ``lease`` gone: its runner ends without writing more."""
@@ -153,7 +156,13 @@ class SessionRegistry:
         await self.streams.end(session_id)
 
     async def shutdown(self, deadline: float) -> None:
-        """Stop every turn (each sends its terminal frame), then end every runner."""
+        """Stop every turn (each sends its terminal frame), then end every runner.
+
+        From the start no session is started or taken here any more (frames routed
+        here are answered "not the owner"), and every lease goes as its runner ends:
+        other servers take the sessions over at once.
+        """
+        self.leaving = True
         runners = list(self._runners.values())
         for runner in runners:
             runner.stop()

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import uuid
 from typing import Any
 
@@ -51,6 +52,9 @@ logger = logging.getLogger("dashboard_ai.chat")
 #: once the frame is taken (a turn queued, a stop asked, files written), not when the
 #: turn ends; an init with a large upload is the slowest.
 ROUTE_TIMEOUT_SECONDS = 30.0
+
+#: How often a server looks again at who owns a session it is waiting on.
+HANDOVER_POLL_SECONDS = 0.05
 
 
 class RoutedError(ChatError):
@@ -157,21 +161,32 @@ class SessionRouter:
             await handle.send(reply)
 
     async def _run(self, handle: SessionHandle, frame: ClientFrame) -> dict[str, Any]:
-        """``frame`` run by the owner, here or elsewhere; the owner's answer."""
+        """``frame`` run by the owner, here or elsewhere; the owner's answer.
+
+        An owner that is giving the session up (leaving, or its lease lost) answers
+        "not the owner" until its lease is gone; the frame then runs where it is taken.
+        """
         session_id = handle.session_id
+        deadline = time.monotonic() + ROUTE_TIMEOUT_SECONDS
         while True:
             runner = self.registry.live(session_id)
-            if runner is None:
-                try:
-                    runner = await self.registry.start(session_id, client=handle.client)
-                except OwnedElsewhere:
-                    owner = await self.registry.ownership.owner(session_id)
-                    if owner is None:
-                        continue  # released meanwhile: take it
-                    answer = await self._call(owner, handle, frame)
-                    if answer is None:
-                        continue  # it gave the session up meanwhile: look again
+            if runner is not None:
+                return await _run_here(runner, frame)
+            try:
+                runner = await self.registry.start(session_id, client=handle.client)
+            except OwnedElsewhere:
+                owner = await self.registry.ownership.owner(session_id)
+                if owner is None:
+                    continue  # released meanwhile: take it
+                answer = await self._call(owner, handle, frame)
+                if answer is not None:
                     return answer
+                if time.monotonic() > deadline:
+                    raise SessionUnavailable(
+                        "The server running this session is handing it over; try again."
+                    ) from None
+                await asyncio.sleep(HANDOVER_POLL_SECONDS)  # it is giving the session up
+                continue
             return await _run_here(runner, frame)
 
     # --- between servers ---------------------------------------------------------
@@ -194,7 +209,7 @@ class SessionRouter:
                 },
             )
             async with asyncio.timeout(ROUTE_TIMEOUT_SECONDS):
-                result = await answer
+                result = await self._answer(answer, owner, handle.session_id)
         except TimeoutError:
             logger.warning(
                 "the owner did not answer",
@@ -205,11 +220,25 @@ class SessionRouter:
             ) from None
         finally:
             self._answers.pop(call_id, None)
+        if result is None:
+            return None
         if "error" in result:
             error = result["error"]
             raise RoutedError(error["code"], error["message"], error["recoverable"])
-        answered: dict[str, Any] | None = result.get("answer")
+        answered: dict[str, Any] | None = result["answer"]
         return answered
+
+    async def _answer(
+        self, answer: asyncio.Future[dict[str, Any]], owner: str, session_id: str
+    ) -> dict[str, Any] | None:
+        """The owner's answer; ``None`` once ``owner`` no longer holds the session (it
+        died or left with the frame unanswered: the frame is run where it goes now)."""
+        while True:
+            try:
+                return await asyncio.wait_for(asyncio.shield(answer), HANDOVER_POLL_SECONDS * 10)
+            except TimeoutError:
+                if await self.registry.ownership.owner(session_id) != owner:
+                    return None
 
     async def _listen(self) -> None:
         """Take the calls routed to this server and the answers to its own calls."""
@@ -258,6 +287,8 @@ class SessionRouter:
         interval = min(1.0, settings.SESSION_LEASE_SECONDS / 4)
         while True:
             await asyncio.sleep(interval)
+            if self.registry.leaving:
+                continue
             for session_id in self.registry.streams.attended():
                 if self.registry.live(session_id) is not None:
                     continue
