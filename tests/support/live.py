@@ -179,7 +179,15 @@ class ChatClient:
 
     @classmethod
     async def connect(cls, url: str, **kwargs: Any) -> ChatClient:
-        return cls(await websockets.connect(url, max_size=None, **kwargs))
+        """Connect to ``url``; ``kwargs`` go to ``websockets.connect``.
+
+        The client reads every frame as it arrives (``max_queue=None``, no flow control).
+        With websockets' default it stops reading from TCP past 16 unread frames, and a
+        ``close()`` then waits its whole ``close_timeout`` (10 s) for a close frame, or the
+        end of a killed server's connection, that it no longer reads.
+        """
+        options: dict[str, Any] = {"max_size": None, "max_queue": None, **kwargs}
+        return cls(await websockets.connect(url, **options))
 
     async def send(self, frame: dict[str, Any]) -> None:
         await self.ws.send(json.dumps(frame))
