@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import subprocess
 import time
 from collections.abc import Callable
 
@@ -220,3 +221,31 @@ async def test_a_server_that_leaves_hands_its_sessions_over_without_waiting_for_
     assert owned(b) == 1
     await on_a.close()
     await on_b.close()
+
+
+async def test_a_redis_that_lost_the_events_gives_replay_truncated_and_the_session_goes_on(
+    fleet, redis_server: RedisServer
+) -> None:
+    a, b = fleet("a"), fleet("b")
+    on_a = await ChatClient.connect(a.ws_url)
+    await on_a.init("c7", files=FILES)
+    first = await on_a.message("c7", "[script:write_app]")
+    flush_redis(redis_server)  # the events, the leases, everything live
+
+    on_b = await ChatClient.connect(b.ws_url)
+    ready = await on_b.init("c7", lastSeq=first[0]["seq"])
+    after = await on_b.message("c7", "[script:echo]")
+    seen_on_a = await on_a.turn()
+
+    assert ready["replayTruncated"] is True
+    assert ready["contents"]["src/App.tsx"] == APP_TSX  # the current files instead
+    assert after[-1]["type"] == "complete" and after == seen_on_a
+    assert after[0]["seq"] > first[-1]["seq"]  # numbering goes on from the database
+    await on_a.close()
+    await on_b.close()
+
+
+def flush_redis(server: RedisServer) -> None:
+    subprocess.run(
+        ["redis-cli", "-p", str(server.port), "FLUSHALL"], check=True, capture_output=True
+    )

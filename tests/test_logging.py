@@ -61,7 +61,7 @@ def test_secrets_are_redacted_from_message_fields_and_tracebacks(settings) -> No
     assert "boom with [redacted]" in json.loads(line)["exception"]
 
 
-def test_http_requests_are_logged_with_status_and_duration(client, caplog) -> None:
+def test_http_requests_are_logged_with_status_and_duration(client, caplog, db) -> None:
     with caplog.at_level(logging.INFO, logger="dashboard_ai.http"):
         client.get("/health")
     [entry] = [r for r in caplog.records if r.name == "dashboard_ai.http"]

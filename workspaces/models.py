@@ -35,6 +35,9 @@ class StoredWorkspace(models.Model):
     # One more on every change of ``current``: a copy on disk stamped with an older
     # generation is outdated even when the manifest is the same again (see stamps).
     generation = models.PositiveBigIntegerField(default=0)
+    # The fencing token of the owner that claimed it last: only writes made as that
+    # token are taken (see workspaces.fencing). 0: nobody claimed it.
+    writer = models.BigIntegerField(default=0)
 
     def __str__(self) -> str:
         return self.session_id

@@ -408,6 +408,12 @@ async def ensure_current(*, session_id: str, expect_writes: bool = False) -> Non
         await asyncio.to_thread(stamps.write, session_id, wanted)
 
 
+async def claim(*, session_id: str, token: int) -> None:
+    """Take the session's stored workspace as the owner with fencing token ``token``:
+    writes made as any other token are refused from now on (:mod:`workspaces.fencing`)."""
+    await sync_to_async(storage.claim)(session_id, token)
+
+
 async def record_current(*, session_id: str, files: Snapshot | None = None) -> None:
     """Record the workspace's files in the database: ``files``, a snapshot just taken,
     or a new one. For what was written without these services (the agent's turn).

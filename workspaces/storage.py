@@ -27,6 +27,7 @@ from typing import ParamSpec, TypeVar
 from django.db import IntegrityError, transaction
 from django.db.models import Count, Exists, OuterRef, QuerySet, Sum
 
+from workspaces import fencing
 from workspaces.models import Blob, Manifest, ManifestEntry, StoredWorkspace, UndoState
 
 CHUNK = 500  # hashes per ``IN (...)``: below every database's bound on query parameters
@@ -135,7 +136,29 @@ def _release_manifests(workspace: StoredWorkspace) -> None:
 
 
 def _locked_workspace(session_id: str) -> StoredWorkspace | None:
-    return StoredWorkspace.objects.select_for_update().filter(session_id=session_id).first()
+    """The session's row, locked for this transaction; :class:`StaleWriter` when the
+    current task writes as an owner the workspace is no longer claimed by."""
+    workspace = StoredWorkspace.objects.select_for_update().filter(session_id=session_id).first()
+    token = fencing.writer()
+    if workspace is not None and token is not None and workspace.writer != token:
+        raise fencing.StaleWriter(session_id)
+    return workspace
+
+
+def _new_workspace(session_id: str, listing: Mapping[str, str]) -> StoredWorkspace:
+    return StoredWorkspace.objects.create(
+        session_id=session_id,
+        current=listing_hash(listing),
+        generation=1,
+        writer=fencing.writer() or 0,
+    )
+
+
+@_retried
+def claim(session_id: str, token: int) -> None:
+    """The owner with fencing token ``token`` takes the session's workspace: from now
+    on writes made as another token are refused (see :mod:`workspaces.fencing`)."""
+    StoredWorkspace.objects.filter(session_id=session_id).update(writer=token)
 
 
 @_retried
@@ -150,7 +173,7 @@ def record(session_id: str, listing: Mapping[str, str], contents: Mapping[str, b
     if workspace is not None and workspace.current == sha:
         return Current.of(workspace)
     if workspace is None:
-        workspace = StoredWorkspace.objects.create(session_id=session_id, current=sha, generation=1)
+        workspace = _new_workspace(session_id, listing)
         _manifest_id(workspace, listing, contents)
         return Current.of(workspace)
     _manifest_id(workspace, listing, contents)
@@ -221,10 +244,7 @@ def save_state(
 
     A workspace the database does not know yet is recorded with ``listing`` current.
     """
-    workspace = _locked_workspace(session_id)
-    if workspace is None:
-        sha = listing_hash(listing)
-        workspace = StoredWorkspace.objects.create(session_id=session_id, current=sha, generation=1)
+    workspace = _locked_workspace(session_id) or _new_workspace(session_id, listing)
     manifest = _manifest_id(workspace, listing, contents)
     UndoState.objects.filter(workspace=workspace, state_id=state_id).delete()
     UndoState.objects.create(workspace=workspace, state_id=state_id, manifest_id=manifest)

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import PurePosixPath
@@ -31,6 +33,7 @@ from chat.exceptions import (
     LastSeqAhead,
     ModelNotConfigured,
     SessionBusy,
+    SessionUnavailable,
     TurnInterrupted,
 )
 from chat.protocol import (
@@ -52,9 +55,10 @@ from chat.session.event_stream import Send, SessionEvents
 from chat.session.ownership import Lease, LeaseLost, Ownership
 from chat.session.store import UndoPlan
 from chat.session.turn import Turn, TurnRun
-from workspaces import leases, undo_states
+from workspaces import fencing, leases, undo_states
 from workspaces import services as workspaces
 from workspaces.exceptions import WorkspaceError
+from workspaces.fencing import StaleWriter
 from workspaces.snapshots import Snapshot
 
 logger = logging.getLogger("dashboard_ai.chat")
@@ -155,6 +159,10 @@ class SessionRunner:
         """The ``ready`` answering ``frame``, and the seq after which its socket's events
         start (see :meth:`open`); the socket may be on another server."""
         await self.started()
+        with self._as_owner():
+            return await self._prepare(frame)
+
+    async def _prepare(self, frame: InitFrame) -> tuple[dict[str, Any], int]:
         record = await store.touch(self.session_id)
         if frame.last_seq is not None and frame.last_seq > self.stream.seq:
             # Answering with the whole workspace (as for a truncated replay) would let a
@@ -194,6 +202,17 @@ class SessionRunner:
         )
         return ready, start
 
+    @contextmanager
+    def _as_owner(self) -> Iterator[None]:
+        """Write files as this owner while a frame is handled; a newer owner's claim
+        ends this runner (its frame is refused as the session has moved)."""
+        try:
+            with fencing.writing_as(self.lease.token):
+                yield
+        except StaleWriter:
+            self.lose()
+            raise SessionUnavailable("This session moved to another server; try again.") from None
+
     async def started(self) -> None:
         """Return once the runner owns the session's events (see :meth:`_begin`)."""
         await asyncio.shield(self._started)
@@ -215,7 +234,8 @@ class SessionRunner:
         self._claim(RunnerState.TURN, "stop it first, or wait for it to end")
         turn = self.turn = Turn(message=frame.message, client_message_id=frame.client_message_id)
         try:
-            turn.conflicts = await self._sync(frame.files, frame.base_hashes)
+            with self._as_owner():
+                turn.conflicts = await self._sync(frame.files, frame.base_hashes)
         except BaseException:
             self.turn = None
             self._release(RunnerState.TURN)
@@ -375,6 +395,8 @@ class SessionRunner:
         outcome, before this runner takes frames.
         """
         try:
+            fencing.run_as(self.lease.token)  # this task and those it starts
+            await workspaces.claim(session_id=self.session_id, token=self.lease.token)
             await leases.acquire_lease(session_id=self.session_id)
             record = await store.touch(self.session_id)
             await self.stream.own(self.lease, record.last_seq)
@@ -420,7 +442,7 @@ class SessionRunner:
                     await self._undo(command.plan)
                     continue
                 await self._run(command)
-        except LeaseLost:
+        except (LeaseLost, StaleWriter):
             self.lost = True
             logger.warning("session lease lost", extra={"sessionId": self.session_id})
         except asyncio.CancelledError:
@@ -452,7 +474,7 @@ class SessionRunner:
                 terminal = await TurnRun(self, turn, turn.translator).converse(before)
             finally:
                 await keeping
-        except LeaseLost:
+        except (LeaseLost, StaleWriter):
             raise
         except (ChatError, WorkspaceError) as exc:
             terminal = error_frame_for(exc)
@@ -478,6 +500,8 @@ class SessionRunner:
         """
         try:
             await workspaces.record_current(session_id=self.session_id)
+        except StaleWriter:
+            raise
         except Exception:
             logger.exception("recording the files failed", extra={"sessionId": self.session_id})
 
