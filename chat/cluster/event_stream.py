@@ -24,7 +24,7 @@ from redis.exceptions import RedisError
 
 from chat.cluster import keys
 from chat.protocol import ServerFrame
-from chat.session.event_stream import Send
+from chat.session.event_stream import Send, on_the_wire
 from chat.session.ownership import Lease, LeaseLost
 
 logger = logging.getLogger("dashboard_ai.chat")
@@ -115,18 +115,10 @@ class RedisEventStream:
     def stamp(
         self, frame: ServerFrame, *, advance: bool = False, client_message_id: str | None = None
     ) -> dict[str, Any]:
-        """``frame`` on the wire with the session's id and seq.
-
-        Events (``advance``) take the next seq; replies to one socket carry the
-        current seq unchanged.
-        """
-        update: dict[str, Any] = {"session_id": self.session_id}
+        """``frame`` on the wire (see :func:`on_the_wire`); events take the next seq."""
         if advance:
             self.seq += 1
-        if client_message_id:
-            update["client_message_id"] = client_message_id
-        update["seq"] = self.seq
-        return frame.model_copy(update=update).to_wire()
+        return on_the_wire(frame, self.session_id, self.seq, client_message_id)
 
     async def replay(self, after: int) -> list[dict[str, Any]] | None:
         """Every event after seq ``after``, from the stream; ``None`` unless the stream

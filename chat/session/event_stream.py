@@ -65,6 +65,17 @@ class SessionEvents(Protocol):
         """Let go of what the events hold beyond memory (a reader of a shared log)."""
 
 
+def on_the_wire(
+    frame: ServerFrame, session_id: str, seq: int, client_message_id: str | None
+) -> dict[str, Any]:
+    """``frame`` as sent: the session's id, ``seq`` (an event's own, or the current one
+    for a reply to one socket) and the ``clientMessageId`` of the turn it belongs to."""
+    update: dict[str, Any] = {"session_id": session_id, "seq": seq}
+    if client_message_id:
+        update["client_message_id"] = client_message_id
+    return frame.model_copy(update=update).to_wire()
+
+
 #: What makes a session's events from its id (the runtime's ``make_events``).
 EventsFactory = Callable[[str], SessionEvents]
 
@@ -91,18 +102,10 @@ class EventStream:
     def stamp(
         self, frame: ServerFrame, *, advance: bool = False, client_message_id: str | None = None
     ) -> dict[str, Any]:
-        """``frame`` on the wire with the session's id and seq.
-
-        Events (``advance``) take the next seq; replies to one socket carry the
-        current seq unchanged.
-        """
-        update: dict[str, Any] = {"session_id": self.session_id}
+        """``frame`` on the wire (see :func:`on_the_wire`); events take the next seq."""
         if advance:
             self.seq += 1
-        if client_message_id:
-            update["client_message_id"] = client_message_id
-        update["seq"] = self.seq
-        return frame.model_copy(update=update).to_wire()
+        return on_the_wire(frame, self.session_id, self.seq, client_message_id)
 
     async def replay(self, after: int) -> list[dict[str, Any]] | None:
         """The held events after seq ``after``; ``None`` when some are no longer held."""
