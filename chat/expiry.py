@@ -5,16 +5,21 @@ When a session was last used is ``ChatSession.last_active_at``, which a socket's
 session over the HTTP API does not. An expired session is removed exactly as
 ``DELETE /api/sessions/<id>`` removes one (:func:`chat.api.transcripts.delete_session`:
 its workspace and undo states, its CLI config directory, every transcript stored for
-it and its rows), except that a session this process runs is kept, not ended.
+it and its rows), except that a session a server runs is kept, not ended: this process,
+or, with ``REDIS_URL``, any server of the cluster that holds the session's lease.
 """
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 
+import redis
 from asgiref.sync import async_to_sync
+from django.conf import settings
 
 from chat.api.transcripts import delete_session
+from chat.cluster.keys import lease_key
 from chat.models import ChatSession
 from chat.runtime import get_runtime
 from workspaces.expiry import UnusedSession
@@ -32,8 +37,9 @@ class ChatSessionKeeper:
         ]
 
     def is_live(self, session_id: str) -> bool:
-        """Whether this process has a runner for the session."""
-        return get_runtime().sessions.is_live(session_id)
+        """Whether this process has a runner for the session, or a server of the
+        cluster holds its lease."""
+        return get_runtime().sessions.is_live(session_id) or _leased_in_cluster(session_id)
 
     def expire(self, *, session_id: str, before: datetime) -> bool:
         """Remove the session as ``DELETE`` does, unless it is live here or was active
@@ -41,10 +47,24 @@ class ChatSessionKeeper:
         return async_to_sync(_expire)(session_id, before)
 
 
+def _leased_in_cluster(session_id: str) -> bool:
+    """Whether a server sharing ``REDIS_URL`` holds the session's lease (it runs it).
+
+    A plain client of its own: the command is synchronous, and the runtime's asyncio
+    client belongs to one event loop. Redis unreachable raises: the session is kept.
+    """
+    if not settings.REDIS_URL:
+        return False
+    with redis.Redis.from_url(settings.REDIS_URL, socket_timeout=5) as client:
+        return bool(client.exists(lease_key(session_id)))
+
+
 async def _expire(session_id: str, before: datetime) -> bool:
     sessions = get_runtime().sessions
     # Looked at again just before: it may have been opened since it was listed.
     active = ChatSession.objects.filter(session_id=session_id, last_active_at__gte=before)
     if sessions.is_live(session_id) or await active.aexists():
+        return False
+    if await asyncio.to_thread(_leased_in_cluster, session_id):
         return False
     return await delete_session(sessions=sessions, session_id=session_id)

@@ -16,6 +16,7 @@ from io import StringIO
 from typing import Any
 
 import pytest
+import redis
 from asgiref.sync import sync_to_async
 from claude_agent_sdk import project_key_for_directory
 from django.core.management import CommandError, call_command
@@ -24,10 +25,12 @@ from django.utils import timezone
 from chat import expiry as chat_expiry
 from chat.agent import options
 from chat.agent.transcript_store import TranscriptStore
+from chat.cluster.keys import lease_key, lease_value
 from chat.models import ChatSession, Transcript, TranscriptEntry, TurnOutcome, TurnRecord
 from chat.protocol import InitFrame
 from chat.runtime import Runtime, reset_runtime
 from tests.support.fake_sdk import FakeSDK
+from tests.support.redis import RedisServer
 from workspaces import leases, services, stamps, undo_states
 from workspaces.models import Blob, Manifest, ManifestEntry, StoredWorkspace, UndoState
 from workspaces.snapshots import FileState
@@ -215,6 +218,24 @@ async def test_a_leased_session_is_kept() -> None:
 
     assert await everything_of("busy") == before
     assert output.startswith("expired 0 session(s) unused for 30 days\n")
+
+
+async def test_a_session_another_server_of_the_cluster_holds_is_kept(
+    settings, redis_server: RedisServer
+) -> None:
+    """Its lease is in Redis, not on this disk: the cleanup asks Redis."""
+    await make_session("elsewhere", days_ago=40)
+    await make_session("nobody", days_ago=40)
+    settings.REDIS_URL = redis_server.url
+    with redis.Redis.from_url(redis_server.url) as client:
+        client.set(lease_key("elsewhere"), lease_value("server-b", 7), px=60_000)
+    before = await everything_of("elsewhere")
+
+    output = await run_cleanup()
+
+    assert await everything_of("elsewhere") == before
+    assert nothing(await everything_of("nobody")) == {}
+    assert "expired 1 session(s)" in output
 
 
 async def test_a_session_open_in_this_process_is_kept_even_before_its_lease() -> None:
