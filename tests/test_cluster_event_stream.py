@@ -438,4 +438,4 @@ async def test_the_reader_survives_a_redis_restart(
     assert [r.getMessage() for r in warnings] == [
         "reading session events from Redis failed; retrying"
     ]
-    assert "reading session events from Redis again" in caplog.text
+    assert "reading session events from Redis works again" in caplog.text

@@ -23,6 +23,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from chat.cluster import keys
+from chat.outage import Outage
 from chat.protocol import ServerFrame
 from chat.session.event_stream import Send, on_the_wire
 from chat.session.ownership import Lease, LeaseLost
@@ -36,10 +37,6 @@ STREAM_TTL_SECONDS = 24 * 60 * 60
 #: How long one read waits for new entries: well under the client's 15 s socket
 #: timeout (chat.cluster.connection), so a quiet stream never looks like a dead Redis.
 READ_BLOCK_MS = 5000
-
-#: The reader's waits between attempts while Redis does not answer: doubling, capped.
-RETRY_FIRST_SECONDS = 0.1
-RETRY_MAX_SECONDS = 2.0
 
 _WRITTEN, _NOT_OWNER, _NOT_NEWER = 1, 0, -1
 
@@ -220,28 +217,16 @@ class RedisEventStream:
         Redis going away is logged once; the reader retries with backoff and goes on
         from the last entry it took.
         """
-        delay = RETRY_FIRST_SECONDS
-        failing = False
+        outage = Outage("reading session events from Redis", sessionId=self.session_id)
         while self._sockets:
             try:
                 reply: Entries = await self._redis.xread(
                     {self._key: f"{self._read_seq}-0"}, block=READ_BLOCK_MS
                 )
             except (RedisError, OSError) as exc:
-                if not failing:
-                    logger.warning(
-                        "reading session events from Redis failed; retrying",
-                        extra={"sessionId": self.session_id, "error": type(exc).__name__},
-                    )
-                    failing = True
-                await asyncio.sleep(delay)
-                delay = min(2 * delay, RETRY_MAX_SECONDS)
+                await outage.wait(exc)
                 continue
-            if failing:
-                logger.info(
-                    "reading session events from Redis again", extra={"sessionId": self.session_id}
-                )
-                failing, delay = False, RETRY_FIRST_SECONDS
+            outage.over()
             for _, entries in reply:
                 for seq, event in _decoded(entries):
                     await self._deliver(seq, event)

@@ -31,6 +31,7 @@ from django.conf import settings
 
 from chat.cluster.keys import server_channel
 from chat.exceptions import ChatError, InternalError, NotInitialized, SessionUnavailable
+from chat.outage import Outage
 from chat.protocol import (
     CLIENT_FRAMES,
     ClientFrame,
@@ -101,10 +102,11 @@ class SessionHandle:
 
     async def leave(self) -> None:
         """The socket is gone: stop sending to it and let go of the session's stream."""
-        self.stream.detach(self.send)
         runner = self.router.registry.live(self.session_id)
-        if runner is not None:
-            runner.wake()
+        if runner is not None and runner.stream is self.stream:
+            runner.leave(self.send)
+        else:
+            self.stream.detach(self.send)
         await self.router.registry.streams.release(self.session_id, self.stream)
 
 
@@ -138,7 +140,12 @@ class SessionRouter:
     async def open(
         self, session_id: str, send: Send, frame: InitFrame, *, client: str
     ) -> SessionHandle:
-        """Answer a socket's ``init`` with ``ready`` and attach it to the session's events."""
+        """Answer a socket's ``init`` with ``ready`` and attach it to the session's events.
+
+        The owner syncs the init's files and makes ``ready``; the socket then gets every
+        event after the seq the owner gave (all those after ``lastSeq`` when they are
+        still held), exactly once and in order, from this server's stream.
+        """
         stream = self.registry.streams.hold(session_id)
         handle = SessionHandle(self, session_id, send, stream)
         handle.client = client
@@ -243,15 +250,14 @@ class SessionRouter:
     async def _listen(self) -> None:
         """Take the calls routed to this server and the answers to its own calls."""
         serving: set[asyncio.Task[None]] = set()
+        outage = Outage("receiving routed frames")
         while True:
             try:
                 message = await self.layer.receive(self.channel)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                logger.exception("receiving routed frames failed")
-                await asyncio.sleep(1.0)
+            except Exception as exc:
+                await outage.wait(exc)
                 continue
+            outage.over()
             if message.get("type") == "session.call":
                 task = asyncio.create_task(self._serve(message))
                 serving.add(task)
@@ -285,6 +291,7 @@ class SessionRouter:
     async def _watch(self) -> None:
         """Take over the sessions this server has sockets of once nobody owns them."""
         interval = min(1.0, settings.SESSION_LEASE_SECONDS / 4)
+        outage = Outage("taking a session over")
         while True:
             await asyncio.sleep(interval)
             if self.registry.leaving:
@@ -298,8 +305,10 @@ class SessionRouter:
                         logger.info("session taken over", extra={"sessionId": session_id})
                 except OwnedElsewhere:
                     pass  # another server was quicker
-                except Exception:
-                    logger.exception("taking a session over failed")
+                except Exception as exc:
+                    await outage.wait(exc)
+                else:
+                    outage.over()
 
 
 async def _run_here(runner: SessionRunner, frame: ClientFrame) -> dict[str, Any]:
