@@ -24,8 +24,7 @@ from redis.exceptions import RedisError
 
 from chat.cluster import keys
 from chat.outage import Outage
-from chat.protocol import ServerFrame
-from chat.session.event_stream import Send, on_the_wire
+from chat.session.event_stream import Numbering, Send
 from chat.session.ownership import Lease, LeaseLost
 
 logger = logging.getLogger("dashboard_ai.chat")
@@ -83,7 +82,7 @@ def _decoded(entries: Entries) -> list[tuple[int, dict[str, Any]]]:
     return [(_seq_of(entry_id), json.loads(fields[b"frame"])) for entry_id, fields in entries]
 
 
-class RedisEventStream:
+class RedisEventStream(Numbering):
     """The events of one session on this server: numbered here if it owns the
     session, read from the session's Redis stream for the sockets attached here."""
 
@@ -108,14 +107,6 @@ class RedisEventStream:
         newest = _seq_of(top[0][0]) if top else 0
         self.seq = max(self.seq, stored_seq, newest)
         self._lease = lease
-
-    def stamp(
-        self, frame: ServerFrame, *, advance: bool = False, client_message_id: str | None = None
-    ) -> dict[str, Any]:
-        """``frame`` on the wire (see :func:`on_the_wire`); events take the next seq."""
-        if advance:
-            self.seq += 1
-        return on_the_wire(frame, self.session_id, self.seq, client_message_id)
 
     async def replay(self, after: int) -> list[dict[str, Any]] | None:
         """Every event after seq ``after``, from the stream; ``None`` unless the stream

@@ -65,22 +65,32 @@ class SessionEvents(Protocol):
         """Let go of what the events hold beyond memory (a reader of a shared log)."""
 
 
-def on_the_wire(
-    frame: ServerFrame, session_id: str, seq: int, client_message_id: str | None
-) -> dict[str, Any]:
-    """``frame`` as sent: the session's id, ``seq`` (an event's own, or the current one
-    for a reply to one socket) and the ``clientMessageId`` of the turn it belongs to."""
-    update: dict[str, Any] = {"session_id": session_id, "seq": seq}
-    if client_message_id:
-        update["client_message_id"] = client_message_id
-    return frame.model_copy(update=update).to_wire()
+class Numbering:
+    """What both event streams number frames with: the session's ``seq``, and
+    :meth:`stamp`, which only the session's owner calls with ``advance``."""
+
+    session_id: str
+    seq: int
+
+    def stamp(
+        self, frame: ServerFrame, *, advance: bool = False, client_message_id: str | None = None
+    ) -> dict[str, Any]:
+        """``frame`` on the wire with the session's id, its seq and the ``clientMessageId``
+        of the turn it belongs to. Events (``advance``) take the next seq; replies to
+        one socket carry the current seq unchanged."""
+        if advance:
+            self.seq += 1
+        update: dict[str, Any] = {"session_id": self.session_id, "seq": self.seq}
+        if client_message_id:
+            update["client_message_id"] = client_message_id
+        return frame.model_copy(update=update).to_wire()
 
 
 #: What makes a session's events from its id (the runtime's ``make_events``).
 EventsFactory = Callable[[str], SessionEvents]
 
 
-class EventStream:
+class EventStream(Numbering):
     """The events of one session and the sockets that receive them."""
 
     def __init__(self, session_id: str) -> None:
@@ -98,14 +108,6 @@ class EventStream:
         if stored_seq > self.seq:
             self.seq = stored_seq
             self.log.restart_at(stored_seq)
-
-    def stamp(
-        self, frame: ServerFrame, *, advance: bool = False, client_message_id: str | None = None
-    ) -> dict[str, Any]:
-        """``frame`` on the wire (see :func:`on_the_wire`); events take the next seq."""
-        if advance:
-            self.seq += 1
-        return on_the_wire(frame, self.session_id, self.seq, client_message_id)
 
     async def replay(self, after: int) -> list[dict[str, Any]] | None:
         """The held events after seq ``after``; ``None`` when some are no longer held."""
