@@ -1,4 +1,4 @@
-"""Per-socket and per-client limits: a frame rate, sockets per client address."""
+"""Per-socket and per-client limits: a frame rate; sockets and live sessions per client address."""
 
 from __future__ import annotations
 
@@ -32,30 +32,51 @@ class TokenBucket:
 
 
 class ClientCounter(Protocol):
-    """Open sockets per client address: per process here, across a fleet in Redis."""
+    """What a client address holds (its sockets, or its live sessions), counted against a
+    limit: per process here, across every server sharing ``REDIS_URL`` in
+    :class:`chat.cluster.counters.RedisClientCounter`.
+
+    :meth:`start` and :meth:`stop` begin and end what keeps a shared count true (they are
+    not :meth:`close`, which is one thing of a client ending).
+    """
 
     async def open(self, client: str, limit: int) -> bool:
-        """Count a new socket from ``client``; False (and not counted) past ``limit``."""
+        """Count one more for ``client``; False (and not counted) at ``limit`` already."""
 
     async def close(self, client: str) -> None:
-        """A socket from ``client`` closed."""
+        """One thing counted for ``client`` ended."""
+
+    async def start(self) -> None:
+        """Begin keeping this server's counts known (once, on the server's loop)."""
+
+    async def stop(self) -> None:
+        """This server leaves: its counts no longer count anywhere."""
 
 
 class SocketCounter:
-    """Open sockets per client address, in this server process."""
+    """What each client address holds, in this server process (a :class:`ClientCounter`).
+
+    The runtime counts sockets with one, and the registry live sessions with another.
+    """
 
     def __init__(self) -> None:
         self._open: Counter[str] = Counter()
 
     async def open(self, client: str, limit: int) -> bool:
-        """Count a new socket from ``client``; False (and not counted) past ``limit``."""
+        """Count one more for ``client``; False (and not counted) at ``limit`` already."""
         if self._open[client] >= limit:
             return False
         self._open[client] += 1
         return True
 
     async def close(self, client: str) -> None:
-        """A socket from ``client`` closed."""
+        """One thing counted for ``client`` ended."""
         self._open[client] -= 1
         if self._open[client] <= 0:
             del self._open[client]
+
+    async def start(self) -> None:
+        """Nothing to keep: the counts live and die with the process."""
+
+    async def stop(self) -> None:
+        """Nothing to hand back: the counts live and die with the process."""

@@ -63,9 +63,12 @@ class Runtime:
         in memory when not (one process).
         """
         redis = None
+        sockets_per_client: ClientCounter = SocketCounter()
+        sessions_per_client: ClientCounter = SocketCounter()
         if settings.REDIS_URL and (make_events is None or ownership is None):
             # Imported here: one process without Redis never loads the cluster modules.
             from chat.cluster.connection import connect
+            from chat.cluster.counters import RedisClientCounter
             from chat.cluster.event_stream import RedisEventStream
             from chat.cluster.leases import RedisOwnership
 
@@ -74,15 +77,29 @@ class Runtime:
             ownership = ownership or RedisOwnership(
                 redis, server_id=settings.SERVER_ID, lease_seconds=settings.SESSION_LEASE_SECONDS
             )
+            sockets_per_client, sessions_per_client = (
+                RedisClientCounter(
+                    redis,
+                    kind=kind,
+                    server_id=settings.SERVER_ID,
+                    lease_seconds=settings.SESSION_LEASE_SECONDS,
+                )
+                for kind in ("sockets", "sessions")
+            )
         agents = AgentPool()
         sessions = SessionRegistry(
             agents=agents,
             make_client=make_client,
             make_events=make_events or EventStream,
             ownership=ownership or LocalOwnership(settings.SERVER_ID),
+            per_client=sessions_per_client,
         )
         return cls(
-            agents=agents, sessions=sessions, router=SessionRouter(sessions, get_channel_layer())
+            agents=agents,
+            sessions=sessions,
+            router=SessionRouter(sessions, get_channel_layer()),
+            per_client=sockets_per_client,
+            redis=redis,
         )
 
     async def start(self) -> None:
@@ -91,6 +108,8 @@ class Runtime:
         if not self.started:
             self.started = True
             await self.sessions.ownership.start()
+            await self.sessions.per_client.start()
+            await self.per_client.start()
             self.router.start()
 
     def close(self) -> None:

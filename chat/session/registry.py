@@ -11,6 +11,7 @@ from django.conf import settings
 from chat.agent.pool import AgentPool
 from chat.agent.process import ClientFactory
 from chat.exceptions import ServerBusy
+from chat.limits import ClientCounter, SocketCounter
 from chat.protocol import InitFrame
 from chat.session.event_stream import EventsFactory, Send
 from chat.session.ownership import Lease, LocalOwnership, Ownership
@@ -30,6 +31,9 @@ class SessionRegistry:
     A runner lives only under a lease of ``ownership``: a session another server owns
     has no runner here (:meth:`start` raises :class:`OwnedElsewhere`), and a runner
     whose lease is lost ends (:meth:`SessionRunner.lose`).
+
+    ``per_client`` counts each client address's live sessions: the runners it started,
+    on this server or (Redis-backed) on any server of the fleet.
     """
 
     def __init__(
@@ -39,6 +43,7 @@ class SessionRegistry:
         make_client: ClientFactory,
         make_events: EventsFactory,
         ownership: Ownership | None = None,
+        per_client: ClientCounter | None = None,
     ) -> None:
         self._runners: OrderedDict[str, SessionRunner] = OrderedDict()
         self._agents = agents
@@ -46,6 +51,7 @@ class SessionRegistry:
         self.streams = SessionStreams(make_events)
         self.ownership: Ownership = ownership or LocalOwnership(settings.SERVER_ID)
         self.ownership.on_lost(self._lost)
+        self.per_client: ClientCounter = per_client or SocketCounter()
         self.leaving = False  # shutting down: no session starts here any more
 
     async def open(
@@ -77,10 +83,15 @@ class SessionRegistry:
             if runner is None:
                 if await self._make_room(client):
                     continue  # a runner was released meanwhile: look again
-                lease = await self.ownership.acquire(session_id)
-                if lease is None:
-                    raise OwnedElsewhere(session_id)
+                try:
+                    lease = await self.ownership.acquire(session_id)
+                    if lease is None:
+                        raise OwnedElsewhere(session_id)
+                except BaseException:
+                    await self._uncount(client)
+                    raise
                 if session_id in self._runners:  # started by another frame meanwhile
+                    await self._uncount(client)
                     continue
                 runner = SessionRunner(
                     session_id,
@@ -113,18 +124,21 @@ class SessionRegistry:
             runner.lose()
 
     async def _make_room(self, client: str) -> bool:
-        """Release a session for a new one of ``client`` if a limit is reached.
+        """Count a new session of ``client``, releasing one if a limit is reached.
 
-        At ``MAX_SESSIONS_PER_CLIENT`` of this client's sessions, its own least
-        recently used unattended session (no socket, no turn) is released; at
-        ``MAX_SESSIONS`` in all, anyone's. Nothing is lost: its files and
-        conversation stay, and its next ``init`` starts it again. Returns whether one
-        was released; raises :class:`ServerBusy` when none can be.
+        At ``MAX_SESSIONS_PER_CLIENT`` of this client's sessions (on every server of the
+        fleet), its own least recently used unattended session (no socket, no turn) here
+        is released; at ``MAX_SESSIONS`` on this server, anyone's. Nothing is lost: its
+        files and conversation stay, and its next ``init`` starts it again. Returns
+        whether one was released (the new session is not counted then); raises
+        :class:`ServerBusy` when none can be. A takeover (no ``client``) is not a
+        client's session and is not counted.
         """
-        own = [r for r in self._runners.values() if r.opened_by == client]
-        if len(own) >= settings.MAX_SESSIONS_PER_CLIENT:
-            candidates, why = own, "This address has too many live sessions"
+        if client and not await self.per_client.open(client, settings.MAX_SESSIONS_PER_CLIENT):
+            candidates = [r for r in self._runners.values() if r.opened_by == client]
+            why = "This address has too many live sessions"
         elif len(self._runners) >= settings.MAX_SESSIONS:
+            await self._uncount(client)
             candidates, why = list(self._runners.values()), "This server has too many live sessions"
         else:
             return False
@@ -138,10 +152,16 @@ class SessionRegistry:
         await victim.wait_closed()
         return True
 
+    async def _uncount(self, client: str) -> None:
+        """A session counted for ``client`` by :meth:`_make_room` did not start, or ended."""
+        if client:
+            await self.per_client.close(client)
+
     async def forget(self, runner: SessionRunner) -> None:
         """Called by a runner as it ends."""
         if self._runners.get(runner.session_id) is runner:
             del self._runners[runner.session_id]
+        await self._uncount(runner.opened_by)
         await self.streams.release(runner.session_id, runner.stream)
 
     def is_live(self, session_id: str) -> bool:
@@ -173,6 +193,7 @@ class SessionRegistry:
                 wait.cancel()
         await asyncio.gather(*(runner.close() for runner in runners))
         await self.ownership.close()  # any lease left goes now: others take over at once
+        await self.per_client.stop()  # and this server's sessions count for nobody
 
     @property
     def active(self) -> int:

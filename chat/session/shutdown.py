@@ -148,6 +148,7 @@ async def _shutdown(signum: int) -> None:
         # Give the close frames time to leave and the clients time to answer them:
         # stopping the reactor drops whatever is still unsent.
         await sockets.close_all(SERVICE_RESTART, wait=2.0)
+        await _runtime.per_client.stop()  # this server's sockets count for nobody now
     except Exception:
         logger.exception("graceful shutdown failed")
     finally:
