@@ -13,33 +13,18 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Callable
 
 import pytest
 
 from scripted_model.scripts import APP_TSX
 from scripted_model.server import ScriptedModelServer
+from tests.support.fixtures import FLEET_LEASE_SECONDS as LEASE_SECONDS
 from tests.support.live import ChatClient, LiveServer, a_request_held
 from tests.support.redis import RedisServer
 
 pytestmark = [pytest.mark.timeout(150), pytest.mark.database]
 
-#: Short leases, so a dead owner's sessions are taken over within seconds.
-LEASE_SECONDS = 2.0
 FILES = {"data/sales.csv": "month,revenue\nJan,10\nFeb,20\n"}
-
-
-@pytest.fixture
-def fleet(cluster, redis_server: RedisServer) -> Callable[..., LiveServer]:
-    """Start a server of the cluster named ``name``, on the test's Redis."""
-
-    def start(name: str, **overrides: str) -> LiveServer:
-        settings = {"SESSION_LEASE_SECONDS": str(LEASE_SECONDS), **overrides}
-        server = cluster(REDIS_URL=redis_server.url, SERVER_ID=name, **settings)
-        server.start()
-        return server
-
-    return start
 
 
 def owned(server: LiveServer) -> int:

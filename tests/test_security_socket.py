@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import socket
 import subprocess
@@ -11,10 +10,8 @@ import sys
 import time
 
 import pytest
-import websockets
-from websockets.exceptions import ConnectionClosed
 
-from tests.support.live import ROOT, ChatClient, claude_processes
+from tests.support.live import ROOT, ChatClient, claude_processes, refused_with
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -38,15 +35,6 @@ def test_handshake_host_must_be_an_allowed_host(backend) -> None:
     assert handshake_status(backend.port, "evil.example") == 403
     assert handshake_status(backend.port, f"evil.example:{backend.port}") == 403
     assert handshake_status(backend.port, f"localhost:{backend.port}") == 101
-
-
-async def refused_with(url: str, **kwargs) -> tuple[dict, int]:
-    """The error frame and close code of a socket the server refuses after accepting."""
-    async with websockets.connect(url, **kwargs) as ws:
-        frame = json.loads(await asyncio.wait_for(ws.recv(), 5))
-        with pytest.raises(ConnectionClosed):
-            await asyncio.wait_for(ws.recv(), 5)
-        return frame, ws.close_code
 
 
 async def test_token_is_required_when_configured(own_server) -> None:

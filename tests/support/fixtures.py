@@ -75,6 +75,23 @@ def cluster(tmp_path, shared_model: ScriptedModelServer) -> Iterator[Callable[..
         server.stop()
 
 
+#: The leases of a ``fleet``: short, so a dead owner's sessions are taken over within seconds.
+FLEET_LEASE_SECONDS = 2.0
+
+
+@pytest.fixture
+def fleet(cluster, redis_server: RedisServer) -> Callable[..., LiveServer]:
+    """Start a server of the ``cluster`` named ``name``, on the test's Redis."""
+
+    def start(name: str, **overrides: str) -> LiveServer:
+        settings = {"SESSION_LEASE_SECONDS": str(FLEET_LEASE_SECONDS), **overrides}
+        server = cluster(REDIS_URL=redis_server.url, SERVER_ID=name, **settings)
+        server.start()
+        return server
+
+    return start
+
+
 @pytest.fixture
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
     """A redis-server of this test's own; a missing redis-server fails the test, never skips."""

@@ -240,6 +240,17 @@ class ChatClient:
         await self.ws.close()
 
 
+async def refused_with(url: str, **kwargs: Any) -> tuple[dict[str, Any], int | None]:
+    """The error frame and close code of a socket the server refuses after accepting."""
+    async with websockets.connect(url, **kwargs) as ws:
+        frame = json.loads(await asyncio.wait_for(ws.recv(), 5))
+        try:
+            await asyncio.wait_for(ws.recv(), 5)
+        except websockets.ConnectionClosed:
+            return frame, ws.close_code
+        raise AssertionError(f"the refused socket stayed open after {frame}")
+
+
 def claude_processes(marker: str) -> list[int]:
     """Pids of live CLI processes whose environment or cwd mentions ``marker``."""
     pids = []
