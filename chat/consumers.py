@@ -130,12 +130,13 @@ class ChatConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
     async def dispatch_frame(self, frame: ClientFrame) -> None:
         """Hand one validated frame to the session it names."""
         if isinstance(frame, InitFrame):
-            previous = self.sessions.pop(frame.session_id, None)
-            if previous is not None:
-                await previous.leave()
-            self.sessions[frame.session_id] = await self.runtime.router.open(
+            # A refused init leaves the socket's earlier hold on the session as it was.
+            handle = await self.runtime.router.open(
                 frame.session_id, self.send_frame, frame, client=self.client_address
             )
+            previous, self.sessions[frame.session_id] = self.sessions.get(frame.session_id), handle
+            if previous is not None:
+                await previous.leave()
         elif isinstance(frame, MessageFrame):
             await self.session(frame.session_id).submit(frame)
         elif isinstance(frame, StopFrame):

@@ -150,6 +150,19 @@ async def test_stop_with_nothing_running_is_silent(socket: WebsocketCommunicator
     assert await socket.receive_nothing(timeout=0.3)
 
 
+async def test_a_refused_init_keeps_the_session_open_on_the_socket(
+    socket: WebsocketCommunicator,
+) -> None:
+    await answer(socket, json.dumps({"type": "init", "sessionId": "s1"}))
+    refused = await answer(
+        socket, json.dumps({"type": "init", "sessionId": "s1", "files": {"../x": "no"}})
+    )
+    await socket.send_to(text_data=json.dumps({"type": "stop", "sessionId": "s1"}))
+
+    assert refused["code"] == "INVALID_PATH"
+    assert await socket.receive_nothing(timeout=0.3)  # not NOT_INITIALIZED
+
+
 async def test_snake_case_field_names_are_not_read(socket: WebsocketCommunicator) -> None:
     await answer(socket, json.dumps({"type": "init", "sessionId": "s1"}))
     error = await answer(

@@ -13,6 +13,7 @@ import asyncio
 from collections.abc import Callable
 
 import pytest
+from channels.layers import InMemoryChannelLayer
 from claude_agent_sdk import CLIConnectionError
 
 from chat.agent.pool import AgentPool
@@ -22,6 +23,7 @@ from chat.protocol import InitFrame, MessageFrame, UndoFrame
 from chat.session import store
 from chat.session.event_stream import EventStream
 from chat.session.registry import SessionRegistry
+from chat.session.routing import SessionHandle, SessionRouter
 from chat.session.runner import RunnerState, SessionRunner
 from tests.support.fake_sdk import FakeSDK, Reply, recorded
 from workspaces import leases
@@ -51,6 +53,7 @@ class Socket:
     def __init__(self) -> None:
         self.frames: list[dict] = []
         self._arrived = asyncio.Event()
+        self.handle: SessionHandle | None = None  # its hold on the session it opened
 
     async def __call__(self, frame: dict) -> None:
         self.frames.append(frame)
@@ -80,11 +83,14 @@ class Sessions:
         self.registry = SessionRegistry(
             agents=self.agents, make_client=sdk, make_events=EventStream
         )
+        self.router = SessionRouter(self.registry, InMemoryChannelLayer())
 
     async def open(self, session_id: str = "s1", **init) -> tuple[SessionRunner, Socket]:
         socket = Socket()
         frame = InitFrame.model_validate({"type": "init", "sessionId": session_id, **init})
-        runner = await self.registry.open(session_id, socket, frame, client="10.0.0.1")
+        socket.handle = await self.router.open(session_id, socket, frame, client="10.0.0.1")
+        runner = self.registry.live(session_id)
+        assert runner is not None
         return runner, socket
 
     async def one_turn(self) -> tuple[SessionRunner, Socket, dict]:
@@ -252,7 +258,8 @@ async def test_an_unattended_runner_ends_after_the_idle_time(sessions, settings)
     runner, socket = await sessions.open()
     await eventually(lambda: leases.is_leased(session_id="s1"))
 
-    runner.leave(socket)
+    assert socket.handle is not None
+    await socket.handle.leave()
     await asyncio.wait_for(runner.wait_closed(), 2)
 
     assert runner.closed and sessions.registry.active == 0
@@ -264,7 +271,8 @@ async def test_a_turn_keeps_an_unattended_runner_until_it_ends(sessions, setting
     sessions.sdk.answer(Reply(recorded("overloaded_then_ok"), delay=0.01))  # ~0.15 s
     runner, socket = await sessions.open()
     await runner.submit(socket, message())
-    runner.leave(socket)
+    assert socket.handle is not None
+    await socket.handle.leave()
 
     assert runner.release_if_unattended() is False
     await asyncio.wait_for(runner.wait_closed(), 3)
@@ -323,7 +331,8 @@ async def test_an_open_racing_a_release_gets_a_new_runner_never_the_closing_one(
     sessions,
 ) -> None:
     runner, socket = await sessions.open()
-    runner.leave(socket)
+    assert socket.handle is not None
+    await socket.handle.leave()
     await asyncio.sleep(0)
 
     assert runner.release_if_unattended() is True  # closing, not yet closed
@@ -335,7 +344,8 @@ async def test_an_open_racing_a_release_gets_a_new_runner_never_the_closing_one(
 
 async def test_a_socket_on_its_way_keeps_the_runner(sessions) -> None:
     runner, socket = await sessions.open()
-    runner.leave(socket)
+    assert socket.handle is not None
+    await socket.handle.leave()
     runner.hold()  # a socket between the registry lookup and its attach
 
     assert runner.release_if_unattended() is False

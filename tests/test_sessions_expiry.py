@@ -247,7 +247,7 @@ async def test_a_session_open_in_this_process_is_kept_even_before_its_lease() ->
         frames.append(frame)
 
     init = InitFrame.model_validate({"type": "init", "sessionId": "live"})
-    await runtime.sessions.open("live", send, init, client="10.0.0.1")
+    await runtime.router.open("live", send, init, client="10.0.0.1")
     try:
         # Opening renewed it; make it look unused again, and leave it no lease (as in the
         # moment before its runner takes one): only the live runner can keep it.
@@ -325,7 +325,7 @@ async def test_an_expired_session_opens_again_empty(tmp_path) -> None:
 
     init = InitFrame.model_validate({"type": "init", "sessionId": "gone"})
     try:
-        await runtime.sessions.open("gone", send, init, client="10.0.0.1")
+        await runtime.router.open("gone", send, init, client="10.0.0.1")
     finally:
         await runtime.sessions.shutdown(1)
 

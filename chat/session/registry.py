@@ -12,8 +12,7 @@ from chat.agent.pool import AgentPool
 from chat.agent.process import ClientFactory
 from chat.exceptions import ServerBusy
 from chat.limits import ClientCounter, SocketCounter
-from chat.protocol import InitFrame
-from chat.session.event_stream import EventsFactory, Send
+from chat.session.event_stream import EventsFactory
 from chat.session.ownership import Lease, LocalOwnership, Ownership
 from chat.session.runner import SessionRunner
 from chat.session.streams import SessionStreams
@@ -53,21 +52,6 @@ class SessionRegistry:
         self.ownership.on_lost(self._lost)
         self.per_client: ClientCounter = per_client or SocketCounter()
         self.leaving = False  # shutting down: no session starts here any more
-
-    async def open(
-        self, session_id: str, send: Send, frame: InitFrame, *, client: str
-    ) -> SessionRunner:
-        """Open the session for a socket (see :meth:`SessionRunner.open`), starting a runner.
-
-        ``client`` is the address of the socket, which a new session counts against.
-        """
-        runner = await self.start(session_id, client=client)
-        runner.hold()  # no await since start returned it open: it cannot close under us
-        try:
-            await runner.open(send, frame)
-        finally:
-            runner.unhold()
-        return runner
 
     async def start(self, session_id: str, *, client: str) -> SessionRunner:
         """The session's open runner here, started under a new lease if there is none.

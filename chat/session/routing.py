@@ -68,16 +68,31 @@ class RoutedError(ChatError):
 
 
 class SessionHandle:
-    """One socket's hold on one session: its frames go to the owner, its events come here."""
+    """One socket's hold on one session: its frames go to the owner, its events come here.
+
+    The stream sends the socket's events to :meth:`deliver`, the handle's own callable:
+    a socket that opens a session again is attached anew before its earlier handle
+    lets go, and the stream tells the two apart.
+    """
 
     def __init__(
-        self, router: SessionRouter, session_id: str, send: Send, stream: SessionEvents
+        self,
+        router: SessionRouter,
+        session_id: str,
+        send: Send,
+        stream: SessionEvents,
+        *,
+        client: str,
     ) -> None:
         self.router = router
         self.session_id = session_id
         self.send = send
         self.stream = stream
-        self.client = ""
+        self.client = client
+
+    async def deliver(self, event: dict[str, Any]) -> None:
+        """Send one of the session's events to the socket."""
+        await self.send(event)
 
     async def submit(self, frame: MessageFrame) -> None:
         """Run a turn (or replay a stored outcome to this socket)."""
@@ -104,9 +119,9 @@ class SessionHandle:
         """The socket is gone: stop sending to it and let go of the session's stream."""
         runner = self.router.registry.live(self.session_id)
         if runner is not None and runner.stream is self.stream:
-            runner.leave(self.send)
+            runner.leave(self.deliver)
         else:
-            self.stream.detach(self.send)
+            self.stream.detach(self.deliver)
         await self.router.registry.streams.release(self.session_id, self.stream)
 
 
@@ -147,13 +162,12 @@ class SessionRouter:
         still held), exactly once and in order, from this server's stream.
         """
         stream = self.registry.streams.hold(session_id)
-        handle = SessionHandle(self, session_id, send, stream)
-        handle.client = client
+        handle = SessionHandle(self, session_id, send, stream, client=client)
         try:
             answer = await self._run(handle, frame)
             ready, start = answer["frames"][0], answer["start"]
             await send(ready)
-            await stream.attach(send, after=start)
+            await stream.attach(handle.deliver, after=start)
         except BaseException:
             await self.registry.streams.release(session_id, stream)
             raise

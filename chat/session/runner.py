@@ -143,21 +143,14 @@ class SessionRunner:
 
     # --- called by consumers -----------------------------------------------------
 
-    async def open(self, send: Send, frame: InitFrame) -> None:
-        """Answer a socket's ``init``: sync its files, send ``ready``, replay, attach.
-
-        With ``lastSeq`` the socket first gets every event after it that the log
-        still holds; when some are gone, ``ready`` says ``replayTruncated`` and carries
-        the current files instead. Either way the socket then receives every later
-        event exactly once, in order.
-        """
-        ready, start = await self.prepare(frame)
-        await send(ready)
-        await self.stream.attach(send, after=start)
-
     async def prepare(self, frame: InitFrame) -> tuple[dict[str, Any], int]:
-        """The ``ready`` answering ``frame``, and the seq after which its socket's events
-        start (see :meth:`open`); the socket may be on another server."""
+        """The ``ready`` answering a socket's ``init``, and the seq after which the
+        socket's events start; the socket may be on another server.
+
+        With ``lastSeq`` the socket is to get every event after it that the log still
+        holds; when some are gone, ``ready`` says ``replayTruncated`` and carries the
+        current files instead (see :meth:`chat.session.routing.SessionRouter.open`).
+        """
         await self.started()
         with self._as_owner():
             return await self._prepare(frame)
@@ -337,10 +330,6 @@ class SessionRunner:
     def leave(self, send: Send) -> None:
         """Detach a socket. A running turn goes on; an idle runner is released later."""
         self.stream.detach(send)
-        self.wake()
-
-    def wake(self) -> None:
-        """A socket left: look again at whether the runner is unattended."""
         self._commands.put_nowait(_Wake())
 
     def lose(self) -> None:
