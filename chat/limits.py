@@ -46,6 +46,9 @@ class ClientCounter(Protocol):
     async def close(self, client: str) -> None:
         """One thing counted for ``client`` ended."""
 
+    async def holders(self, client: str) -> list[str]:
+        """The other servers that hold something of ``client`` (their ids)."""
+
     async def start(self) -> None:
         """Begin keeping this server's counts known (once, on the server's loop)."""
 
@@ -74,6 +77,10 @@ class SocketCounter:
         self._open[client] -= 1
         if self._open[client] <= 0:
             del self._open[client]
+
+    async def holders(self, client: str) -> list[str]:
+        """There are no other servers."""
+        return []
 
     async def start(self) -> None:
         """Nothing to keep: the counts live and die with the process."""

@@ -71,6 +71,22 @@ async def test_a_close_on_one_server_frees_a_place_on_another(servers: Servers) 
     assert await opens(b, 2) == [True, False]
 
 
+async def test_holders_are_the_other_live_servers_that_count_something_of_the_client(
+    servers: Servers,
+) -> None:
+    a, b, c, d = servers("a"), servers("b"), servers("c"), servers("d")
+    await opens(a, 1)
+    await opens(b, 1)
+    await opens(c, 1, client="10.0.0.2")
+    await opens(d, 1)
+    await d.close("10.0.0.1")  # nothing of the client left on d
+
+    assert sorted(await a.holders("10.0.0.1")) == ["b"]
+    assert sorted(await c.holders("10.0.0.1")) == ["a", "b"]
+    await b.stop()  # b leaves
+    assert await a.holders("10.0.0.1") == []
+
+
 async def test_clients_and_kinds_are_counted_apart(servers: Servers) -> None:
     sockets, sessions = servers("a"), servers("a", kind="sessions")
     await opens(sockets, 2)

@@ -64,6 +64,20 @@ async def test_live_sessions_of_one_address_are_capped_across_servers(fleet) -> 
     await on_b.close()
 
 
+async def test_an_unattended_session_on_another_server_makes_room_for_a_new_one(fleet) -> None:
+    a, b = (fleet(name, MAX_SESSIONS_PER_CLIENT="1") for name in ("a", "b"))
+    on_a = await ChatClient.connect(a.ws_url)
+    first = await on_a.init("l4-first")
+    await on_a.close()
+    await asyncio.sleep(0.3)  # the first is unattended now, on a
+    on_b = await ChatClient.connect(b.ws_url)
+    second = await on_b.init("l4-second")  # a releases the first, as one server would
+
+    assert first["type"] == "ready" and second["type"] == "ready"
+    assert health(a, "activeSessions") == 0 and health(b, "activeSessions") == 1
+    await on_b.close()
+
+
 async def test_a_server_with_no_free_cli_slot_serves_sockets_of_sessions_owned_elsewhere(
     fleet, shared_model: ScriptedModelServer
 ) -> None:

@@ -88,6 +88,24 @@ return 1
 """
 )
 
+# KEYS: the client's counts, the live servers. ARGV: this server's id. The other live
+# servers that hold something of the client.
+_HOLDERS = (
+    _NOW
+    + """
+local holders = {}
+local counts = redis.call('HGETALL', KEYS[1])
+for i = 1, #counts, 2 do
+    local deadline = redis.call('ZSCORE', KEYS[2], counts[i])
+    if counts[i] ~= ARGV[1] and tonumber(counts[i + 1]) > 0 and deadline
+        and tonumber(deadline) > now then
+        table.insert(holders, counts[i])
+    end
+end
+return holders
+"""
+)
+
 #: What talking to an unreachable or stalled Redis raises (timeouts are ours).
 _UNREACHABLE = (RedisError, OSError, TimeoutError)
 
@@ -111,6 +129,7 @@ class RedisClientCounter:
         self._interval = lease_seconds / 3
         self._open_script = redis.register_script(_OPEN)
         self._write_script = redis.register_script(_WRITE)
+        self._holders_script = redis.register_script(_HOLDERS)
         self._held: Counter[str] = Counter()
         self._lock = asyncio.Lock()
         self._refresh: asyncio.Task[None] | None = None
@@ -126,6 +145,13 @@ class RedisClientCounter:
                 return False
             self._held[client] += 1
             return True
+
+    async def holders(self, client: str) -> list[str]:
+        """The other live servers that hold something of ``client``."""
+        found = await self._holders_script(
+            keys=[client_count_key(self._kind, client), self._servers], args=[self._server_id]
+        )
+        return [server.decode() if isinstance(server, bytes) else str(server) for server in found]
 
     async def close(self, client: str) -> None:
         """One thing of ``client`` on this server ended."""

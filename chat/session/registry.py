@@ -24,6 +24,11 @@ class OwnedElsewhere(Exception):
     """Another server holds the session's lease: frames for it go there."""
 
 
+class ClientAtLimit(ServerBusy):
+    """The client has ``MAX_SESSIONS_PER_CLIENT`` live sessions, none of them releasable
+    here: one on another server may be (:meth:`SessionRegistry.release_one_of`)."""
+
+
 class SessionRegistry:
     """The live runners of this server process, by session id, least recently used first.
 
@@ -119,19 +124,32 @@ class SessionRegistry:
         client's session and is not counted.
         """
         if client and not await self.per_client.open(client, settings.MAX_SESSIONS_PER_CLIENT):
-            candidates = [r for r in self._runners.values() if r.opened_by == client]
-            why = "This address has too many live sessions"
-        elif len(self._runners) >= settings.MAX_SESSIONS:
+            if await self.release_one_of(client):
+                return True
+            raise ClientAtLimit(
+                "This address has too many live sessions; close some, or try again later."
+            )
+        if len(self._runners) >= settings.MAX_SESSIONS:
             await self._uncount(client)
-            candidates, why = list(self._runners.values()), "This server has too many live sessions"
-        else:
-            return False
+            if await self._release_first(list(self._runners.values()), "server"):
+                return True
+            raise ServerBusy(
+                "This server has too many live sessions; close some, or try again later."
+            )
+        return False
+
+    async def release_one_of(self, client: str) -> bool:
+        """Release ``client``'s least recently used unattended session here, if any."""
+        own = [r for r in self._runners.values() if r.opened_by == client]
+        return await self._release_first(own, "client")
+
+    async def _release_first(self, candidates: list[SessionRunner], limit: str) -> bool:
+        """Release the first of ``candidates`` that is unattended; whether one was."""
         victim = next((r for r in candidates if r.release_if_unattended()), None)
         if victim is None:
-            raise ServerBusy(f"{why}; close some, or try again later.")
+            return False
         logger.info(
-            "session released for a new one",
-            extra={"sessionId": victim.session_id, "reason": why},
+            "session released for a new one", extra={"sessionId": victim.session_id, "limit": limit}
         )
         await victim.wait_closed()
         return True

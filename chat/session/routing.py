@@ -43,7 +43,7 @@ from chat.protocol import (
     error_frame_for,
 )
 from chat.session.event_stream import Send, SessionEvents
-from chat.session.registry import OwnedElsewhere, SessionRegistry
+from chat.session.registry import ClientAtLimit, OwnedElsewhere, SessionRegistry
 from chat.session.runner import SessionRunner
 from workspaces.exceptions import WorkspaceError
 
@@ -53,6 +53,9 @@ logger = logging.getLogger("dashboard_ai.chat")
 #: once the frame is taken (a turn queued, a stop asked, files written), not when the
 #: turn ends; an init with a large upload is the slowest.
 ROUTE_TIMEOUT_SECONDS = 30.0
+
+#: How long a server waits for another to release one of a client's sessions.
+RELEASE_TIMEOUT_SECONDS = 5.0
 
 #: How often a server looks again at who owns a session it is waiting on.
 HANDOVER_POLL_SECONDS = 0.05
@@ -195,6 +198,10 @@ class SessionRouter:
                 return await _run_here(runner, frame)
             try:
                 runner = await self.registry.start(session_id, client=handle.client)
+            except ClientAtLimit:
+                if await self._release_elsewhere(handle.client):
+                    continue  # one of the client's sessions elsewhere made room
+                raise
             except OwnedElsewhere:
                 owner = await self.registry.ownership.owner(session_id)
                 if owner is None:
@@ -216,21 +223,14 @@ class SessionRouter:
         self, owner: str, handle: SessionHandle, frame: ClientFrame
     ) -> dict[str, Any] | None:
         """Send ``frame`` to server ``owner``; its answer (``None``: not the owner)."""
-        call_id = uuid.uuid4().hex
-        answer = self._answers[call_id] = asyncio.get_running_loop().create_future()
+        call = {
+            "type": "session.call",
+            "client": handle.client,
+            "frame": frame.model_dump(mode="json", by_alias=True, exclude_none=True),
+        }
         try:
-            await self.layer.send(
-                server_channel(owner),
-                {
-                    "type": "session.call",
-                    "call": call_id,
-                    "reply_to": self.channel,
-                    "client": handle.client,
-                    "frame": frame.model_dump(mode="json", by_alias=True, exclude_none=True),
-                },
-            )
             async with asyncio.timeout(ROUTE_TIMEOUT_SECONDS):
-                result = await self._answer(answer, owner, handle.session_id)
+                result = await self._ask(owner, call, session_id=handle.session_id)
         except TimeoutError:
             logger.warning(
                 "the owner did not answer",
@@ -239,8 +239,6 @@ class SessionRouter:
             raise SessionUnavailable(
                 "The server running this session does not answer; try again."
             ) from None
-        finally:
-            self._answers.pop(call_id, None)
         if result is None:
             return None
         if "error" in result:
@@ -248,6 +246,37 @@ class SessionRouter:
             raise RoutedError(error["code"], error["message"], error["recoverable"])
         answered: dict[str, Any] | None = result["answer"]
         return answered
+
+    async def _ask(
+        self, server: str, message: dict[str, Any], *, session_id: str | None = None
+    ) -> dict[str, Any] | None:
+        """Send ``message`` to ``server`` and wait for its answer; with ``session_id``,
+        ``None`` once ``server`` no longer owns that session."""
+        call_id = uuid.uuid4().hex
+        answer: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._answers[call_id] = answer
+        try:
+            await self.layer.send(
+                server_channel(server), {**message, "call": call_id, "reply_to": self.channel}
+            )
+            if session_id is None:
+                return await answer
+            return await self._answer(answer, server, session_id)
+        finally:
+            self._answers.pop(call_id, None)
+
+    async def _release_elsewhere(self, client: str) -> bool:
+        """Ask the other servers that hold sessions of ``client``, one at a time, to
+        release an unattended one (the client is at ``MAX_SESSIONS_PER_CLIENT``)."""
+        for server in await self.registry.per_client.holders(client):
+            try:
+                async with asyncio.timeout(RELEASE_TIMEOUT_SECONDS):
+                    result = await self._ask(server, {"type": "session.release", "client": client})
+            except TimeoutError:
+                continue  # gone or stuck: its counts stop counting when its deadline passes
+            if result is not None and result.get("released"):
+                return True
+        return False
 
     async def _answer(
         self, answer: asyncio.Future[dict[str, Any]], owner: str, session_id: str
@@ -272,8 +301,9 @@ class SessionRouter:
                 await outage.wait(exc)
                 continue
             outage.over()
-            if message.get("type") == "session.call":
-                task = asyncio.create_task(self._serve(message))
+            if message.get("type") in ("session.call", "session.release"):
+                serve = self._serve if message["type"] == "session.call" else self._release
+                task = asyncio.create_task(serve(message))
                 serving.add(task)
                 task.add_done_callback(serving.discard)
             elif message.get("type") == "session.answer":
@@ -295,6 +325,18 @@ class SessionRouter:
         except Exception:
             logger.exception("a routed frame failed", extra={"sessionId": frame.session_id})
             result = {"error": _error_fields(InternalError("Internal server error."))}
+        await self._reply(message, result)
+
+    async def _release(self, message: dict[str, Any]) -> None:
+        """Release an unattended session of the client another server asks room for."""
+        try:
+            released = await self.registry.release_one_of(message["client"])
+        except Exception:
+            logger.exception("releasing a session for another server failed")
+            released = False
+        await self._reply(message, {"released": released})
+
+    async def _reply(self, message: dict[str, Any], result: dict[str, Any]) -> None:
         with contextlib.suppress(Exception):  # the caller gives up after its timeout
             await self.layer.send(
                 message["reply_to"], {"type": "session.answer", "call": message["call"], **result}
