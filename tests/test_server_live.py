@@ -63,7 +63,8 @@ def test_health_reports_status_without_secrets(backend: LiveServer) -> None:
     }
     assert data["modelConfigured"] is True and data["workspaceRootWritable"] is True
     assert data["redis"] == "not configured" and data["database"] == "ok"
-    assert data["ownedSessions"] == 0 and isinstance(data["serverId"], str)
+    # One process without Redis owns what it runs (the backend is shared: some may run).
+    assert data["ownedSessions"] == data["activeSessions"] and isinstance(data["serverId"], str)
     assert TEST_API_KEY not in body.decode()
     assert headers["Content-Type"] == "application/json"
     assert headers["X-Content-Type-Options"] == "nosniff"
