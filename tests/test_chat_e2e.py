@@ -80,6 +80,19 @@ async def test_second_message_carries_the_first_exchange(
     assert any("first words" in t and "second words" in t for t in texts)
 
 
+async def test_each_turn_reports_its_own_cost_not_the_clis_running_total(
+    chat: ChatClient, session_id: str
+) -> None:
+    """The CLI's result carries what it spent since it started; a warm CLI's second turn
+    must not report the first one's cost again."""
+    await chat.init(session_id)
+    first = (await chat.message(session_id, "[script:echo]"))[-1]
+    second = (await chat.message(session_id, "[script:echo]"))[-1]
+
+    assert first["costUsd"] > 0 and second["costUsd"] > 0
+    assert second["costUsd"] < 1.5 * first["costUsd"]  # a running total would be over 2x
+
+
 async def test_second_message_while_busy_gets_session_busy(
     chat: ChatClient, session_id: str
 ) -> None:

@@ -84,6 +84,9 @@ class Host:
             pump.cancel()
         await asyncio.gather(pump, return_exceptions=True)
 
+    def turn_cost(self, total_usd: float) -> float:
+        return self.agent.turn_cost(total_usd) if self.agent else total_usd
+
     async def emit(self, frame: ServerFrame) -> dict[str, Any]:
         self.emitted.append(frame)
         return frame.to_wire()

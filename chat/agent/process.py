@@ -48,7 +48,15 @@ class AgentProcess:
         self.holder = holder
         self.client = client
         self.pool = pool
+        self._spent_usd = 0.0  # what the CLI reported it has spent so far (all its turns)
         self._pidfile = options.paths_for(holder.session_id).pidfile
+
+    def turn_cost(self, total_usd: float) -> float:
+        """The cost of the turn that just ended, from the ``total_cost_usd`` its result
+        reported: the CLI counts what it has spent since it started, so on a warm CLI
+        that total holds every earlier turn too."""
+        cost, self._spent_usd = max(0.0, total_usd - self._spent_usd), total_usd
+        return cost
 
     @classmethod
     async def start(

@@ -587,6 +587,10 @@ class SessionRunner:
         self._agents.touch(self)
         return self._agent.client
 
+    def turn_cost(self, total_usd: float) -> float:
+        """The turn's own cost (see :meth:`AgentProcess.turn_cost`)."""
+        return self._agent.turn_cost(total_usd) if self._agent else total_usd
+
     async def close_agent(self) -> None:
         """Close the session's CLI, if one runs; the next turn starts and resumes another."""
         agent_process, self._agent = self._agent, None

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from django.conf import settings
@@ -64,6 +64,9 @@ class TurnHost(Protocol):
     async def close_agent(self) -> None:
         """Close the session's CLI."""
 
+    def turn_cost(self, total_usd: float) -> float:
+        """The turn's own cost, from the CLI's running total of what it has spent."""
+
     async def halt_agent(self, pump: asyncio.Task[TurnEnded | None]) -> None:
         """End a running pump within the stop deadline."""
 
@@ -104,6 +107,7 @@ class TurnRun:
         else:
             ended = _result_if_any(pump)
         if ended is not None:
+            ended = replace(ended, cost_usd=self.host.turn_cost(ended.cost_usd))
             await store.record_turn(self.host.session_id, ended.session_id, ended.cost_usd)
             turn.counted = True
         if outcome == "stalled":
