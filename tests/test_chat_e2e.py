@@ -93,6 +93,23 @@ async def test_each_turn_reports_its_own_cost_not_the_clis_running_total(
     assert second["costUsd"] < 1.5 * first["costUsd"]  # a running total would be over 2x
 
 
+async def test_the_budget_holds_per_turn_on_a_warm_session(
+    chat: ChatClient, session_id: str, own_server
+) -> None:
+    """CLAUDE_MAX_BUDGET_USD of 1.5 echo turns: a warm CLI would refuse the second turn
+    (its budget counts both); the server gives it a fresh CLI instead."""
+    await chat.init(session_id)
+    cost = (await chat.message(session_id, "[script:echo]"))[-1]["costUsd"]
+    server = own_server(CLAUDE_MAX_BUDGET_USD=str(1.5 * cost))
+    with server:
+        on_budget = await ChatClient.connect(server.ws_url)
+        await on_budget.init("budget1")
+        ends = [(await on_budget.message("budget1", "[script:echo]"))[-1] for _ in range(3)]
+        await on_budget.close()
+
+    assert [end["type"] for end in ends] == ["complete"] * 3, ends[-1]
+
+
 async def test_second_message_while_busy_gets_session_busy(
     chat: ChatClient, session_id: str
 ) -> None:

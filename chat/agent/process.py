@@ -51,6 +51,11 @@ class AgentProcess:
         self._spent_usd = 0.0  # what the CLI reported it has spent so far (all its turns)
         self._pidfile = options.paths_for(holder.session_id).pidfile
 
+    @property
+    def spent_usd(self) -> float:
+        """What the CLI reported it has spent since it started."""
+        return self._spent_usd
+
     def turn_cost(self, total_usd: float) -> float:
         """The cost of the turn that just ended, from the ``total_cost_usd`` its result
         reported: the CLI counts what it has spent since it started, so on a warm CLI

@@ -454,6 +454,7 @@ class SessionRunner:
         terminal: ServerFrame
         turn.translator = TurnTranslator(workspace=PurePosixPath(self.workspace))
         try:
+            await self._renew_budget()
             await workspaces.ensure_current(session_id=self.session_id, expect_writes=True)
             before = await workspaces.snapshot(session_id=self.session_id)
             # Keeping the undo state is off the path to the first streamed text: it runs
@@ -586,6 +587,20 @@ class SessionRunner:
             )
         self._agents.touch(self)
         return self._agent.client
+
+    async def _renew_budget(self) -> None:
+        """Start the next turn on a fresh CLI when this one has spent over half of
+        ``CLAUDE_MAX_BUDGET_USD``.
+
+        The CLI enforces its budget on all it has spent since it started, not per turn:
+        a warm CLI would refuse a turn once its earlier turns used the budget up. So
+        each turn is left at least half of it (and at most all); the new CLI resumes
+        the conversation.
+        """
+        budget = settings.CLAUDE_MAX_BUDGET_USD
+        if budget and self._agent is not None and self._agent.spent_usd > budget / 2:
+            logger.info("renewing the agent's budget", extra={"sessionId": self.session_id})
+            await self.close_agent()
 
     def turn_cost(self, total_usd: float) -> float:
         """The turn's own cost (see :meth:`AgentProcess.turn_cost`)."""
