@@ -42,16 +42,12 @@ if str(ROOT) not in sys.path:
 
 import websockets  # noqa: E402
 
+from bench.harness import quantile  # noqa: E402
 from scripted_model.server import ScriptedModelServer  # noqa: E402
 from tests.support.live import ChatClient, LiveServer, server_env  # noqa: E402
 
 ENTRIES = 2_200_000
 UPLOAD_BYTES = 7 * 1024 * 1024
-
-
-def quantile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] if ordered else 0.0
 
 
 def describe(name: str, values: list[float]) -> str:

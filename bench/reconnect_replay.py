@@ -40,14 +40,10 @@ django.setup()
 
 from django.conf import settings  # noqa: E402
 
+from bench.harness import p95  # noqa: E402
 from chat.session.event_log import EventLog  # noqa: E402
 from scripted_model.server import ScriptedModelServer  # noqa: E402
 from tests.support.live import ChatClient, LiveServer, server_env  # noqa: E402
-
-
-def p95(values: list[float]) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
 
 
 async def reconnects(server: LiveServer, script: str, rounds: int) -> tuple[list, list, int]:

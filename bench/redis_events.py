@@ -38,6 +38,7 @@ import django  # noqa: E402
 
 django.setup()
 
+from bench.harness import p95  # noqa: E402
 from chat.cluster import keys  # noqa: E402
 from chat.cluster.connection import connect  # noqa: E402
 from chat.cluster.event_stream import RedisEventStream  # noqa: E402
@@ -47,11 +48,6 @@ from chat.session.ownership import Lease  # noqa: E402
 from tests.support.redis import RedisServer  # noqa: E402
 
 TEXT = "a line of streamed text, about as long as one the model sends "
-
-
-def p95(values: list[float]) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
 
 
 class Socket:

@@ -34,11 +34,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import itertools
-import shutil
 import statistics
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -57,34 +55,14 @@ from claude_agent_sdk import (  # noqa: E402
     query,
 )
 
-from scripted_model.recording import RecordedRequest  # noqa: E402
-from scripted_model.server import ScriptedModelServer  # noqa: E402
-from tests.support.live import ChatClient, LiveServer, claude_processes, server_env  # noqa: E402
+from bench.harness import TimedModelServer, live_backend, p95  # noqa: E402
+from tests.support.live import ChatClient, LiveServer, claude_processes  # noqa: E402
 
 SCRIPT = "write_app"
 PROMPT = f"make a small counter app [script:{SCRIPT}]"
 TOOLS = ["Read", "Edit", "Write", "Glob", "Grep"]
 TURN_TIMEOUT = 60.0
 MS = 1000.0
-
-
-class TimedModelServer(ScriptedModelServer):
-    """The scripted model, also noting when each Messages request arrived (perf_counter)."""
-
-    def __init__(self, script: str, chunk_delay: float) -> None:
-        super().__init__(script=script, chunk_delay=chunk_delay)
-        self.arrivals: list[float] = []
-        self._arrivals_lock = threading.Lock()
-
-    def record(self, request: RecordedRequest) -> None:
-        if request.path.rstrip("/") == "/v1/messages":
-            with self._arrivals_lock:
-                self.arrivals.append(time.perf_counter())
-        super().record(request)
-
-    def arrivals_since(self, start: float) -> list[float]:
-        with self._arrivals_lock:
-            return [t for t in self.arrivals if t >= start]
 
 
 @dataclass
@@ -173,18 +151,27 @@ class BackendRunner:
         self.model = model
         self.run_id = run_id
         self.cold_numbers = itertools.count()
+        #: Every session a cold turn opened, in order (each holds one turn's conversation).
+        self.cold_sessions: list[str] = []
         self.warm_session = f"bench-warm-{run_id}"
         self.warm_chat: ChatClient | None = None
         self.lingering_clis = 0
 
-    async def cold_turn(self) -> Sample:
+    async def cold_turn(self, think: float = 0.0) -> Sample:
         """A brand-new session on a brand-new socket: the turn spawns its CLI."""
         session_id = f"bench-cold-{self.run_id}-{next(self.cold_numbers)}"
+        self.cold_sessions.append(session_id)
+        return await self.session_turn(session_id, think=think)
+
+    async def session_turn(self, session_id: str, think: float = 0.0) -> Sample:
+        """Open ``session_id`` on a new socket, wait ``think`` seconds after ``ready``
+        (a user reading before typing), time one turn, then leave."""
         chat = await ChatClient.connect(self.backend.ws_url)
         try:
             ready = await chat.init(session_id)
             if ready["type"] != "ready":
                 raise TurnFailed(f"init answered {ready}")
+            await asyncio.sleep(think)
             return await backend_turn(chat, session_id, self.model)
         finally:
             await chat.close()
@@ -339,12 +326,6 @@ async def run_all(
     return [cold_backend, cold_sdk, warm_backend, warm_sdk], via_backend
 
 
-def p95(values: list[float]) -> float:
-    if len(values) < 2:
-        return values[0]
-    return statistics.quantiles(values, n=20, method="inclusive")[18]
-
-
 def cell(values: list[float]) -> str:
     if not values:
         return f"{'-':>15}"
@@ -403,24 +384,16 @@ def main() -> None:
         parser.error("--turns must be at least 1")
 
     began = time.perf_counter()
-    data = Path(tempfile.mkdtemp(prefix="turn-latency-"))
-    backend: LiveServer | None = None
-    try:
-        with TimedModelServer(script=SCRIPT, chunk_delay=0.0) as model:
-            (data / "backend").mkdir()
-            # Turns outlive their socket; an idle session's CLI closes after a second
-            # here, so cold sessions do not pile up live CLIs between timed turns.
-            env = server_env(data / "backend", model.url, AGENT_IDLE_SECONDS="1")
-            backend = LiveServer(data=data / "backend", env=env)
-            backend.start()
+    with tempfile.TemporaryDirectory(prefix="turn-latency-", ignore_cleanup_errors=True) as tmp:
+        data = Path(tmp)
+        # Turns outlive their socket; an idle session's CLI closes after a second
+        # here, so cold sessions do not pile up live CLIs between timed turns.
+        with (
+            TimedModelServer(script=SCRIPT) as model,
+            live_backend(data / "backend", model.url, AGENT_IDLE_SECONDS="1") as backend,
+        ):
             series, via_backend = asyncio.run(run_all(args.turns, backend, model, data))
-            backend.stop()  # SIGTERM, then SIGKILL if it lingers
-            backend = None
         report(series, time.perf_counter() - began, via_backend.lingering_clis)
-    finally:
-        if backend is not None:
-            backend.stop()
-        shutil.rmtree(data, ignore_errors=True)
 
 
 if __name__ == "__main__":
