@@ -36,10 +36,10 @@ lint: install
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy .
 
+# The suite of docs/performance.md (about 2.5 minutes on 2 cores): a table printed, JSON in
+# var/bench/latest.json. The other benches in bench/ are run by hand, each on its own.
 bench: install
-	$(PY) bench/turn_latency.py
-	$(PY) bench/reconnect_replay.py
-	$(PY) bench/hostile_load.py
+	$(PY) bench/suite.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
