@@ -78,6 +78,27 @@ async def test_an_unattended_session_on_another_server_makes_room_for_a_new_one(
     await on_b.close()
 
 
+async def test_frames_for_a_session_another_server_runs_do_not_count_against_the_cap(
+    fleet,
+) -> None:
+    """A second tab of the address's one session, on another server: routed, not refused."""
+    a, b = (fleet(name, MAX_SESSIONS_PER_CLIENT="1") for name in ("a", "b"))
+    on_a = await ChatClient.connect(a.ws_url)
+    await on_a.init("l5")
+    on_b = await ChatClient.connect(b.ws_url)
+    ready = await on_b.init("l5")
+    await on_a.begin("l5", "[script:long_text]")
+    await on_b.until("stream")
+    await on_b.send({"type": "stop", "sessionId": "l5"})
+    ended = (await on_b.turn())[-1]
+
+    assert ready["type"] == "ready"
+    assert ended["type"] == "complete" and ended["stopped"] is True
+    assert health(a, "activeSessions") == 1 and health(b, "activeSessions") == 0
+    await on_a.close()
+    await on_b.close()
+
+
 async def test_a_server_with_no_free_cli_slot_serves_sockets_of_sessions_owned_elsewhere(
     fleet, shared_model: ScriptedModelServer
 ) -> None:

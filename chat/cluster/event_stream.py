@@ -214,13 +214,17 @@ class RedisEventStream(Numbering):
                 reply: Entries = await self._redis.xread(
                     {self._key: f"{self._read_seq}-0"}, block=READ_BLOCK_MS
                 )
+                outage.over()
+                for _, entries in reply:
+                    for seq, event in _decoded(entries):
+                        await self._deliver(seq, event)
             except (RedisError, OSError) as exc:
                 await outage.wait(exc)
-                continue
-            outage.over()
-            for _, entries in reply:
-                for seq, event in _decoded(entries):
-                    await self._deliver(seq, event)
+            except Exception as exc:  # a bad entry: log it and read on, never go silent
+                logger.exception(
+                    "reading session events failed", extra={"sessionId": self.session_id}
+                )
+                await outage.wait(exc)
         self._reader = None  # no await since the check: an attach now starts a new one
 
     async def _deliver(self, seq: int, event: dict[str, Any]) -> None:

@@ -62,23 +62,30 @@ class SessionRegistry:
         """The session's open runner here, started under a new lease if there is none.
 
         A runner that is closing is waited for first, so that two runners of one
-        session never live at once. A new runner needs room (see :meth:`_make_room`)
-        and the session's lease: :class:`OwnedElsewhere` when another server holds it.
+        session never live at once. A new runner needs the session's lease
+        (:class:`OwnedElsewhere` when another server holds it), then room (see
+        :meth:`_make_room`; the lease is given back when there is none).
         """
         while True:
             if self.leaving:
                 raise ServerBusy("This server is restarting; connect again.")
             runner = self._runners.get(session_id)
             if runner is None:
-                if await self._make_room(client):
-                    continue  # a runner was released meanwhile: look again
+                # The lease first: a frame for a session another server runs is routed
+                # there, and must not count against (or evict for) this server's limits.
+                lease = await self.ownership.acquire(session_id)
+                if lease is None:
+                    raise OwnedElsewhere(session_id)
+                if session_id in self._runners:  # started by another frame meanwhile
+                    continue
                 try:
-                    lease = await self.ownership.acquire(session_id)
-                    if lease is None:
-                        raise OwnedElsewhere(session_id)
+                    made_room = await self._make_room(client)
                 except BaseException:
-                    await self._uncount(client)
+                    if session_id not in self._runners:
+                        await self.ownership.release(lease)
                     raise
+                if made_room:
+                    continue  # a runner was released meanwhile: look again
                 if session_id in self._runners:  # started by another frame meanwhile
                     await self._uncount(client)
                     continue

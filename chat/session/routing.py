@@ -26,8 +26,10 @@ import time
 import uuid
 from typing import Any
 
+from channels.exceptions import ChannelFull
 from channels.layers import BaseChannelLayer
 from django.conf import settings
+from redis.exceptions import RedisError
 
 from chat.cluster.keys import server_channel
 from chat.exceptions import ChatError, InternalError, NotInitialized, SessionUnavailable
@@ -43,6 +45,7 @@ from chat.protocol import (
     error_frame_for,
 )
 from chat.session.event_stream import Send, SessionEvents
+from chat.session.ownership import LeaseLost
 from chat.session.registry import ClientAtLimit, OwnedElsewhere, SessionRegistry
 from chat.session.runner import SessionRunner
 from workspaces.exceptions import WorkspaceError
@@ -51,8 +54,10 @@ logger = logging.getLogger("dashboard_ai.chat")
 
 #: How long a server waits for the owner to answer a routed frame. The owner answers
 #: once the frame is taken (a turn queued, a stop asked, files written), not when the
-#: turn ends; an init with a large upload is the slowest.
-ROUTE_TIMEOUT_SECONDS = 30.0
+#: turn ends; an init with a large upload is the slowest. Below daphne's 10 s
+#: application close timeout: a socket that closes while its frame waits must still
+#: get its disconnect handled (its counts and holds given back).
+ROUTE_TIMEOUT_SECONDS = 8.0
 
 #: How long a server waits for another to release one of a client's sessions.
 RELEASE_TIMEOUT_SECONDS = 5.0
@@ -92,6 +97,7 @@ class SessionHandle:
         self.send = send
         self.stream = stream
         self.client = client
+        self.holding: SessionRunner | None = None  # held while this socket is attached
 
     async def deliver(self, event: dict[str, Any]) -> None:
         """Send one of the session's events to the socket."""
@@ -167,22 +173,40 @@ class SessionRouter:
         stream = self.registry.streams.hold(session_id)
         handle = SessionHandle(self, session_id, send, stream, client=client)
         try:
-            answer = await self._run(handle, frame)
+            answer = await self._run_reaching(handle, frame)
             ready, start = answer["frames"][0], answer["start"]
             await send(ready)
             await stream.attach(handle.deliver, after=start)
         except BaseException:
             await self.registry.streams.release(session_id, stream)
             raise
+        finally:
+            if handle.holding is not None:
+                handle.holding.unhold()
+                handle.holding = None
         return handle
 
     async def dispatch(self, handle: SessionHandle, frame: ClientFrame) -> None:
         """Run ``frame`` where the session's owner is; send this socket its answer."""
         if handle.closed:
             raise NotInitialized(f"Send an 'init' for session {handle.session_id!r} first.")
-        answer = await self._run(handle, frame)
+        answer = await self._run_reaching(handle, frame)
         for reply in answer.get("frames", ()):
             await handle.send(reply)
+
+    async def _run_reaching(self, handle: SessionHandle, frame: ClientFrame) -> dict[str, Any]:
+        """:meth:`_run`, with Redis or the channel layer out of reach answered as
+        :class:`SessionUnavailable` (recoverable) rather than as a server error."""
+        try:
+            return await self._run(handle, frame)
+        except (RedisError, ChannelFull, OSError, LeaseLost) as exc:
+            logger.warning(
+                "a frame could not reach the session's owner",
+                extra={"sessionId": handle.session_id, "error": type(exc).__name__},
+            )
+            raise SessionUnavailable(
+                "The session cannot be reached right now; try again."
+            ) from None
 
     async def _run(self, handle: SessionHandle, frame: ClientFrame) -> dict[str, Any]:
         """``frame`` run by the owner, here or elsewhere; the owner's answer.
@@ -195,7 +219,7 @@ class SessionRouter:
         while True:
             runner = self.registry.live(session_id)
             if runner is not None:
-                return await _run_here(runner, frame)
+                return await _run_here(runner, frame, handle)
             try:
                 runner = await self.registry.start(session_id, client=handle.client)
             except ClientAtLimit:
@@ -215,7 +239,7 @@ class SessionRouter:
                     ) from None
                 await asyncio.sleep(HANDOVER_POLL_SECONDS)  # it is giving the session up
                 continue
-            return await _run_here(runner, frame)
+            return await _run_here(runner, frame, handle)
 
     # --- between servers ---------------------------------------------------------
 
@@ -367,19 +391,31 @@ class SessionRouter:
                     outage.over()
 
 
-async def _run_here(runner: SessionRunner, frame: ClientFrame) -> dict[str, Any]:
-    """Run ``frame`` on this server's runner; the frames for the socket that sent it."""
+async def _run_here(
+    runner: SessionRunner, frame: ClientFrame, handle: SessionHandle | None = None
+) -> dict[str, Any]:
+    """Run ``frame`` on this server's runner; the frames for the socket that sent it.
+
+    An ``init`` from a socket of this server (``handle``) leaves the runner held until
+    the socket is attached (:meth:`SessionRouter.open`): a runner with a socket on its
+    way is not released as unattended.
+    """
     frames: list[dict[str, Any]] = []
 
     async def collect(reply: dict[str, Any]) -> None:
         frames.append(reply)
 
     if isinstance(frame, InitFrame):
-        runner.hold()  # the socket attaches after this returns; keep the runner till then
+        runner.hold()
         try:
             ready, start = await runner.prepare(frame)
-        finally:
+        except BaseException:
             runner.unhold()
+            raise
+        if handle is None:
+            runner.unhold()
+        else:
+            handle.holding = runner
         return {"frames": [ready], "start": start}
     if isinstance(frame, MessageFrame):
         await runner.submit(collect, frame)

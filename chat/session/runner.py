@@ -63,6 +63,9 @@ from workspaces.snapshots import Snapshot
 
 logger = logging.getLogger("dashboard_ai.chat")
 
+#: The pause between attempts to publish an event the shared log refused to take.
+PUBLISH_RETRY_SECONDS = 0.2
+
 
 class RunnerState(Enum):
     """Where a runner is in its life; every state but ``IDLE`` and ``CLOSED`` is busy."""
@@ -229,6 +232,9 @@ class SessionRunner:
         try:
             with self._as_owner():
                 turn.conflicts = await self._sync(frame.files, frame.base_hashes)
+            # Recorded before it is queued: if this server dies from now on, the server
+            # that takes the session over finds the turn unfinished and ends it.
+            await store.start_turn(self.session_id, turn.state_id, turn.client_message_id)
         except BaseException:
             self.turn = None
             self._release(RunnerState.TURN)
@@ -367,8 +373,35 @@ class SessionRunner:
     async def emit(self, frame: ServerFrame) -> dict[str, Any]:
         """Number ``frame`` (echoing the turn's ``clientMessageId``) and publish it."""
         event = self._stamp_event(frame)
-        await self.stream.publish(event)
+        await self._publish(event)
         return event
+
+    async def _publish(self, event: dict[str, Any]) -> None:
+        """Publish a stamped event, trying again while the lease is this server's.
+
+        A shared log can fail for a moment (Redis restarting); the event must not be
+        lost while this server may still write it. If an attempt whose answer was lost
+        had written it, the next is refused as not newer; with the lease still held
+        nobody else can have written that seq, so it is taken as written.
+        """
+        uncertain = False
+        while True:
+            try:
+                await self.stream.publish(event)
+                return
+            except LeaseLost:
+                if uncertain and self._registry.ownership.holds(self.lease):
+                    return
+                raise
+            except Exception as exc:
+                if not self._registry.ownership.holds(self.lease):
+                    raise LeaseLost(self.session_id) from exc
+                logger.warning(
+                    "publishing an event failed; retrying",
+                    extra={"sessionId": self.session_id, "error": type(exc).__name__},
+                )
+                uncertain = True
+                await asyncio.sleep(PUBLISH_RETRY_SECONDS)
 
     def _stamp_event(self, frame: ServerFrame) -> dict[str, Any]:
         client_message_id = self.turn.client_message_id if self.turn else None
@@ -496,11 +529,10 @@ class SessionRunner:
             logger.exception("recording the files failed", extra={"sessionId": self.session_id})
 
     async def _keep_state(self, turn: Turn, before: Snapshot) -> None:
-        """Keep the workspace as it was before the turn, for undo, and record the turn."""
+        """Keep the workspace as it was before the turn, for undo."""
         await undo_states.save_state(
             session_id=self.session_id, state_id=turn.state_id, files=before
         )
-        await store.start_turn(self.session_id, turn.state_id, turn.client_message_id)
 
     async def _undo(self, plan: UndoPlan) -> None:
         """Restore the files and rewind the conversation; every socket gets ``undone``."""
@@ -521,6 +553,7 @@ class SessionRunner:
             frame = error_frame_for(InternalError("The undo failed."))
         self._release(RunnerState.UNDOING)
         await self.emit(frame)
+        await store.record_seq(self.session_id, self.stream.seq)
 
     async def _finish(
         self, turn: Turn, terminal: ServerFrame, *, state_id: str | None = None
@@ -555,7 +588,7 @@ class SessionRunner:
             )
         self.turn = None
         self._release(RunnerState.TURN)
-        await self.stream.publish(wire)
+        await self._publish(wire)
 
     # --- the agent ---------------------------------------------------------------
 

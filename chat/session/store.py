@@ -38,7 +38,7 @@ async def record_outcome(
 ) -> None:
     """Remember the session's seq and, for a turn with a client id, its terminal frame."""
     record = await touch(session_id)
-    await ChatSession.objects.filter(pk=record.pk).aupdate(last_seq=seq)
+    await record_seq(session_id, seq)
     if not client_message_id:
         return
     await TurnOutcome.objects.aupdate_or_create(
@@ -47,6 +47,12 @@ async def record_outcome(
     stale = TurnOutcome.objects.filter(session=record).order_by("-created_at", "-pk")
     keep = [pk async for pk in stale.values_list("pk", flat=True)[:REMEMBERED_OUTCOMES]]
     await TurnOutcome.objects.filter(session=record).exclude(pk__in=keep).adelete()
+
+
+async def record_seq(session_id: str, seq: int) -> None:
+    """Remember the seq of the session's latest event: numbering goes on from it on any
+    server, also when the events themselves are gone."""
+    await ChatSession.objects.filter(session_id=session_id).aupdate(last_seq=seq)
 
 
 async def outcome(session_id: str, client_message_id: str) -> dict[str, Any] | None:
