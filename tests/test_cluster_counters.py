@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from chat.cluster.connection import connect
 from chat.cluster.counters import RedisClientCounter
@@ -20,6 +21,7 @@ from tests.support.redis import RedisServer
 pytestmark = pytest.mark.timeout(60)
 
 LEASE = 0.6
+KEY = client_count_key("sockets", "10.0.0.1")
 
 
 class Servers:
@@ -53,6 +55,11 @@ async def servers(redis_server: RedisServer) -> AsyncIterator[Servers]:
 
 async def opens(counter: RedisClientCounter, count: int, client: str = "10.0.0.1", limit: int = 2):
     return [await counter.open(client, limit) for _ in range(count)]
+
+
+async def unreachable(*args, **kwargs):
+    """What a Redis client's ``evalsha`` does while Redis cannot be reached."""
+    raise RedisConnectionError("Redis unreachable")
 
 
 async def test_a_limit_counts_what_the_client_holds_on_every_server(servers: Servers) -> None:
@@ -155,7 +162,7 @@ async def test_a_client_with_nothing_left_leaves_no_key(servers: Servers) -> Non
     for _ in range(2):
         await a.close("10.0.0.1")
 
-    assert await servers.clients[0].exists(client_count_key("sockets", "10.0.0.1")) == 0
+    assert await servers.clients[0].exists(KEY) == 0
 
 
 async def test_a_close_of_nothing_counted_changes_nothing(servers: Servers) -> None:
@@ -164,3 +171,57 @@ async def test_a_close_of_nothing_counted_changes_nothing(servers: Servers) -> N
     await a.close("10.0.0.1")
 
     assert await opens(b, 2) == [True, False]
+
+
+async def test_a_close_whose_write_failed_is_written_by_the_next_refresh(
+    servers: Servers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a, b = servers("a"), servers("b")
+    await opens(a, 1)
+    await opens(b, 1)
+    redis = servers.clients[0]
+    with monkeypatch.context() as patch:
+        patch.setattr(redis, "evalsha", unreachable)
+        await a.close("10.0.0.1")  # the client's last on a, and Redis still counts it
+    await a.refresh()
+
+    assert await redis.hgetall(KEY) == {b"b": b"1"}
+    assert await opens(b, 2) == [True, False]
+
+
+async def test_a_refresh_that_failed_leaves_what_it_should_have_written_to_the_next(
+    servers: Servers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a, b = servers("a"), servers("b")
+    await opens(a, 1)
+    await opens(b, 1)
+    redis = servers.clients[0]
+    with monkeypatch.context() as patch:
+        patch.setattr(redis, "evalsha", unreachable)
+        await a.close("10.0.0.1")
+        await a.refresh()
+    await a.refresh()
+
+    assert await redis.hgetall(KEY) == {b"b": b"1"}
+
+
+async def test_an_open_whose_reply_was_lost_is_corrected_by_the_next_refresh(
+    servers: Servers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a, b = servers("a"), servers("b")
+    redis = servers.clients[0]
+    evalsha = redis.evalsha
+
+    async def reply_lost(*args):
+        await evalsha(*args)
+        raise RedisConnectionError("Connection closed by server")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(redis, "evalsha", reply_lost)
+        with pytest.raises(RedisConnectionError):
+            await a.open("10.0.0.1", 2)  # counted in Redis, not on a
+    counted = await redis.hgetall(KEY)
+    await a.refresh()
+
+    assert counted == {b"a": b"1"}
+    assert await opens(b, 3) == [True, True, False]

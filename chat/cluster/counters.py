@@ -15,9 +15,15 @@ clocks need not agree.
 
 What Redis holds of this server is a copy of the counts this server keeps itself: each
 open, close and refresh writes this server's whole count for the client, never a
-difference. So a Redis that lost its data (a restart, a flush), or a close that could
-not reach it, is right again at the next refresh. The operations of one server run one
-at a time (a lock), or a refresh could write a count older than an open's.
+difference. A refresh writes the count of every client this server holds something of,
+and 0 (the field goes) for each client it holds nothing of whose field may still be in
+Redis: one it closed something of since the last refresh that succeeded (that write may
+have failed, or an older one that failed land after it), one whose open raised (the
+script may have counted it, its reply lost). Without those, such a field would stay as
+long as other servers' writes keep the hash from expiring. So a Redis that lost its data
+(a restart, a flush), or a write that could not reach it, is right again at the next
+refresh that succeeds. The operations of one server run one at a time (a lock), or a
+refresh could write a count older than an open's.
 """
 
 from __future__ import annotations
@@ -131,16 +137,24 @@ class RedisClientCounter:
         self._write_script = redis.register_script(_WRITE)
         self._holders_script = redis.register_script(_HOLDERS)
         self._held: Counter[str] = Counter()
+        # Clients the next refresh writes even at 0, until one succeeds (module docstring).
+        self._unsettled: set[str] = set()
         self._lock = asyncio.Lock()
         self._refresh: asyncio.Task[None] | None = None
 
     async def open(self, client: str, limit: int) -> bool:
         """Count one more for ``client`` unless the fleet holds ``limit`` already."""
         async with self._lock:
-            counted = await self._open_script(
-                keys=[client_count_key(self._kind, client), self._servers],
-                args=[self._server_id, limit, self._held[client], self._live_ms, self._expiry_ms],
-            )
+            held = self._held[client]
+            try:
+                counted = await self._open_script(
+                    keys=[client_count_key(self._kind, client), self._servers],
+                    args=[self._server_id, limit, held, self._live_ms, self._expiry_ms],
+                )
+            except BaseException:
+                # Cancelled or failed, the script may have run and counted one more.
+                self._unsettled.add(client)
+                raise
             if counted != 1:
                 return False
             self._held[client] += 1
@@ -161,6 +175,7 @@ class RedisClientCounter:
             self._held[client] -= 1
             if self._held[client] == 0:
                 del self._held[client]
+            self._unsettled.add(client)
             await self._write({client: self._held[client]}, self._live_ms, "closing")
 
     async def start(self) -> None:
@@ -177,21 +192,23 @@ class RedisClientCounter:
             await asyncio.gather(self._refresh, return_exceptions=True)
             self._refresh = None
         async with self._lock:
-            await self._write(dict.fromkeys(self._held, 0), 0, "leaving")
+            await self._write(dict.fromkeys(self._held.keys() | self._unsettled, 0), 0, "leaving")
 
     async def refresh(self) -> None:
         """Push this server's deadline back and write its counts (what the task does)."""
         async with self._lock:
-            await self._write(dict(self._held), self._live_ms, "refreshing")
+            counts = {**dict.fromkeys(self._unsettled, 0), **self._held}
+            if await self._write(counts, self._live_ms, "refreshing"):
+                self._unsettled.clear()
 
     async def _refresh_forever(self) -> None:
         while True:
             await asyncio.sleep(self._interval)
             await self.refresh()
 
-    async def _write(self, counts: dict[str, int], live_ms: int, doing: str) -> None:
+    async def _write(self, counts: dict[str, int], live_ms: int, doing: str) -> bool:
         """Write ``counts`` (this server's, per client) and a deadline ``live_ms`` away,
-        waiting for Redis no longer than a refresh interval."""
+        waiting for Redis no longer than a refresh interval. False if it may not have."""
         try:
             async with asyncio.timeout(self._interval):
                 await self._write_script(
@@ -200,3 +217,5 @@ class RedisClientCounter:
                 )
         except _UNREACHABLE as error:
             logger.warning("%s %s counts failed: %r", doing, self._kind, error)
+            return False
+        return True
