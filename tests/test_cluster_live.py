@@ -157,6 +157,10 @@ async def test_a_killed_owner_mid_turn_gives_every_socket_the_terminal_error_and
     await on_c.close()
 
 
+# PostgreSQL only: SQLite has one write lock for the whole database, and an owner paused
+# in the middle of a write (its transcript is written as it streams) holds it, so no
+# other server can take the session over until it comes back. A fleet runs on PostgreSQL.
+@pytest.mark.postgres
 async def test_a_paused_owner_that_comes_back_after_its_lease_cannot_write(fleet) -> None:
     a, b = fleet("a"), fleet("b")
     on_a = await ChatClient.connect(a.ws_url)
