@@ -169,6 +169,7 @@ MAX_SESSIONS_PER_CLIENT = read_int("MAX_SESSIONS_PER_CLIENT", 20, minimum=1)
 CHAT_MAX_SEND_BUFFER_BYTES = read_int("CHAT_MAX_SEND_BUFFER_BYTES", 64 * 1024 * 1024, minimum=1024)
 MAX_LIVE_AGENTS = read_int("MAX_LIVE_AGENTS", 16, minimum=1)
 AGENT_SLOT_WAIT_SECONDS = read_float("AGENT_SLOT_WAIT_SECONDS", 10.0)
+AGENT_PREWARM = read_bool("AGENT_PREWARM", True)
 
 # --- Logging -----------------------------------------------------------------
 LOG_LEVEL = read_choice("LOG_LEVEL", "INFO", ("debug", "info", "warning", "error")).upper()

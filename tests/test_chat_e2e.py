@@ -247,6 +247,25 @@ async def test_conversation_resumes_after_a_server_restart(
     assert a_request_held(shared_model, "remember pineapple", "what fruit?")
 
 
+async def test_the_first_message_after_think_time_uses_the_cli_started_at_init(
+    own_server,
+) -> None:
+    """With a second between ``ready`` and the message, the CLI has started meanwhile
+    (AGENT_PREWARM) and the message's turn runs on it: no CLI start on its path."""
+    with own_server() as server:
+        client = await ChatClient.connect(server.ws_url)
+        await client.init("prewarm1")
+        await asyncio.sleep(1)  # the user reads, then types
+        before = claude_processes("prewarm1")
+        frames = await client.message("prewarm1", "hello [script:write_app]")
+        after = claude_processes("prewarm1")
+        await client.close()
+
+    assert len(before) == 1  # running before the message was sent
+    assert after == before  # and the message's turn used it
+    assert frames[0]["type"] == "stream" and frames[-1]["type"] == "complete"
+
+
 async def test_idle_cli_is_closed_and_the_next_message_resumes(
     own_server, shared_model: ScriptedModelServer
 ) -> None:

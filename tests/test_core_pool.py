@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from chat.agent.pool import AgentPool, SlotWaitAbandoned
+from chat.agent.pool import AgentPool, NoSpareSlot, SlotWaitAbandoned
 from chat.exceptions import ServerBusy
 
 pytestmark = pytest.mark.timeout(5)
@@ -166,3 +166,59 @@ async def test_touch_of_a_holder_without_a_slot_changes_nothing(pool) -> None:
     pool.touch(Holder(pool, "a"))
 
     assert pool.live == 0
+
+
+async def test_a_spare_takes_a_free_slot(pool) -> None:
+    await pool.acquire(Holder(pool, "a"), spare=True)
+
+    assert pool.live == 1
+
+
+async def test_a_spare_never_waits_nor_asks_anyone_to_close(pool, settings) -> None:
+    settings.AGENT_SLOT_WAIT_SECONDS = 2
+    a, b = Holder(pool, "a"), Holder(pool, "b")
+    await full(pool, a, b)
+    loop = asyncio.get_running_loop()
+
+    started = loop.time()
+    with pytest.raises(NoSpareSlot):
+        await pool.acquire(Holder(pool, "c"), spare=True)
+
+    assert loop.time() - started < 0.01
+    assert (a.asked, b.asked) == (0, 0) and pool.live == 2
+
+
+async def test_a_spare_never_takes_a_slot_a_caller_waits_for(pool, settings) -> None:
+    settings.AGENT_SLOT_WAIT_SECONDS = 2
+    a, b = Holder(pool, "a", busy=True), Holder(pool, "b", busy=True)
+    await full(pool, a, b)
+    waiter = asyncio.create_task(pool.acquire(Holder(pool, "c")))
+    await asyncio.sleep(0.01)
+    pool.release(a)  # the waiter has not run yet: the slot is free, and wanted
+
+    with pytest.raises(NoSpareSlot):
+        await pool.acquire(Holder(pool, "d"), spare=True)
+
+    await waiter
+    assert pool.live == 2
+
+
+async def test_an_unused_spare_is_asked_to_close_before_the_least_recently_used(pool) -> None:
+    used, spare = Holder(pool, "a"), Holder(pool, "b")
+    await pool.acquire(used)
+    await pool.acquire(spare, spare=True)  # more recent, but never used
+
+    await pool.acquire(Holder(pool, "c"))
+
+    assert (used.asked, spare.asked) == (0, 1)
+
+
+async def test_a_spare_once_used_is_asked_in_its_turn(pool) -> None:
+    a, b = Holder(pool, "a"), Holder(pool, "b")
+    await pool.acquire(a, spare=True)
+    await pool.acquire(b)
+    pool.touch(a)  # a's first turn: b is now the least recently used
+
+    await pool.acquire(Holder(pool, "c"))
+
+    assert (a.asked, b.asked) == (0, 1)

@@ -352,3 +352,147 @@ async def test_a_socket_on_its_way_keeps_the_runner(sessions) -> None:
     runner.unhold()
     assert runner.release_if_unattended() is True
     await asyncio.wait_for(runner.wait_closed(), 2)
+
+
+# --- the CLI started ahead of the first message (AGENT_PREWARM) ----------------------
+
+
+async def settled() -> None:
+    """Let the owner task take what is queued (a warm-up with an instant fake CLI)."""
+    await asyncio.sleep(0.1)
+
+
+async def test_an_init_starts_the_cli_when_a_slot_is_free(sessions) -> None:
+    await sessions.open()
+
+    await eventually(lambda: sessions.agents.live == 1)
+    [client] = sessions.sdk.clients
+    assert client.connected and client.queries == []
+
+
+async def test_the_first_message_uses_the_cli_started_at_init(sessions) -> None:
+    sessions.sdk.answer(Reply(recorded("overloaded_then_ok")))
+    runner, socket = await sessions.open()
+    await eventually(lambda: sessions.agents.live == 1)
+
+    await runner.submit(socket, message())
+
+    assert (await socket.terminal())["type"] == "complete"
+    [client] = sessions.sdk.clients
+    assert client.queries == ["hello"] and client.disconnects == 0
+
+
+async def test_no_cli_is_started_at_init_when_the_pool_is_full(sessions, settings) -> None:
+    settings.MAX_LIVE_AGENTS = 1
+    await sessions.open("s1")
+    await eventually(lambda: sessions.agents.live == 1)
+
+    await sessions.open("s2")
+    await settled()
+
+    [first] = sessions.sdk.clients  # s2 started none, and s1's was not asked to close
+    assert first.connected and first.disconnects == 0
+
+
+@pytest.mark.parametrize("setting", ["AGENT_PREWARM", "ANTHROPIC_API_KEY"])
+async def test_no_cli_is_started_at_init_when_turned_off_or_without_a_model(
+    sessions, settings, setting
+) -> None:
+    setattr(settings, setting, False if setting == "AGENT_PREWARM" else "")
+    settings.ANTHROPIC_BASE_URL = ""
+
+    await sessions.open()
+    await settled()
+
+    assert sessions.sdk.clients == [] and sessions.agents.live == 0
+
+
+async def test_a_message_during_the_start_at_init_waits_for_it(sessions) -> None:
+    sessions.sdk.connect_delay = 0.2
+    sessions.sdk.answer(Reply(recorded("overloaded_then_ok")))
+    runner, socket = await sessions.open()
+    await eventually(lambda: len(sessions.sdk.clients) == 1)  # starting
+
+    await runner.submit(socket, message())
+
+    assert (await socket.terminal())["type"] == "complete"
+    [client] = sessions.sdk.clients
+    assert client.queries == ["hello"] and sessions.agents.live == 1
+
+
+async def test_a_stop_during_the_start_at_init_leaves_an_idle_cli_that_closes(
+    sessions, settings
+) -> None:
+    settings.AGENT_IDLE_SECONDS = 0.3
+    sessions.sdk.connect_delay = 0.2
+    runner, socket = await sessions.open()
+    await eventually(lambda: len(sessions.sdk.clients) == 1)
+    await runner.submit(socket, message())
+
+    runner.stop()
+
+    assert (await socket.terminal())["stopped"] is True
+    [client] = sessions.sdk.clients
+    assert client.queries == []
+    await eventually(lambda: not client.connected and sessions.agents.live == 0)
+    assert not runner.closed  # a socket is attached: only the CLI went
+
+
+async def test_closing_during_the_start_at_init_leaves_no_cli(sessions) -> None:
+    sessions.sdk.connect_delay = 5
+    runner, _ = await sessions.open()
+    await eventually(lambda: len(sessions.sdk.clients) == 1)
+
+    await asyncio.wait_for(runner.close(), 2)
+
+    [client] = sessions.sdk.clients
+    assert not client.connected and sessions.agents.live == 0
+
+
+async def test_a_socket_leaving_during_the_start_at_init_leaves_no_cli(sessions, settings) -> None:
+    settings.AGENT_IDLE_SECONDS = 0.05
+    sessions.sdk.connect_delay = 0.2
+    runner, socket = await sessions.open()
+    await eventually(lambda: len(sessions.sdk.clients) == 1)
+
+    assert socket.handle is not None
+    await socket.handle.leave()
+    await asyncio.wait_for(runner.wait_closed(), 2)
+
+    [client] = sessions.sdk.clients
+    assert not client.connected and sessions.agents.live == 0
+
+
+async def test_a_failed_start_at_init_is_logged_and_the_first_message_starts_again(
+    sessions, caplog
+) -> None:
+    sessions.sdk.connect_error = CLIConnectionError("no CLI")
+    sessions.sdk.answer(Reply(recorded("overloaded_then_ok")))
+    runner, socket = await sessions.open()
+    await eventually(lambda: "starting the agent ahead" in caplog.text)
+    sessions.sdk.connect_error = None
+
+    await runner.submit(socket, message())
+
+    assert (await socket.terminal())["type"] == "complete"
+    assert len(sessions.sdk.clients) == 2 and sessions.agents.live == 1
+
+
+async def test_a_cli_started_at_init_and_never_used_gives_its_slot_first(
+    sessions, settings
+) -> None:
+    settings.MAX_LIVE_AGENTS = 2
+    sessions.sdk.answer(Reply(recorded("overloaded_then_ok")), Reply(recorded("write_app")))
+    used, used_socket = await sessions.open("s1")
+    await used.submit(used_socket, message())
+    await used_socket.terminal()
+    await used.wait_idle()
+    await sessions.open("s2")  # more recent than s1's turn, but never used
+    await eventually(lambda: sessions.agents.live == 2)
+    third, third_socket = await sessions.open("s3")  # no slot free: starts nothing
+
+    await third.submit(third_socket, message())
+
+    assert (await third_socket.terminal())["type"] == "complete"
+    s1_client, s2_client, _ = sessions.sdk.clients
+    assert s2_client.disconnects == 1 and s1_client.disconnects == 0

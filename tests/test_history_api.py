@@ -244,6 +244,24 @@ async def test_delete_ends_the_live_session_and_its_cli(
     assert claude_processes(session_id) == []
 
 
+async def test_delete_while_the_cli_starts_at_init_leaves_no_cli(
+    chat: ChatClient, backend: LiveServer, session_id: str
+) -> None:
+    """AGENT_PREWARM starts the CLI after ``ready``; the runner ending mid-start (its
+    ``connect()`` cancelled) must not leave the process behind."""
+    await chat.init(session_id)
+    for _ in range(100):
+        if claude_processes(session_id):  # spawned: it takes a few tenths to be up
+            break
+        await asyncio.sleep(0.01)
+    assert claude_processes(session_id)
+
+    deleted = await http(backend, "DELETE", f"/api/sessions/{session_id}")
+
+    assert deleted.status == 204
+    assert claude_processes(session_id) == []
+
+
 async def test_delete_of_a_session_with_only_files_left_answers_204(
     backend: LiveServer, session_id: str
 ) -> None:

@@ -1,9 +1,10 @@
 """A bound on live Claude CLI processes (each holds about 220 MB).
 
 A runner takes a slot before it starts its CLI and gives it back when the CLI
-closes. When every slot is taken, the pool asks the least recently used runner
-whose agent sits idle to close it (its next turn resumes the conversation); if no
-agent is idle, the caller waits up to ``AGENT_SLOT_WAIT_SECONDS`` and then gets
+closes. When every slot is taken, the pool asks an idle runner to close its CLI
+(its next turn resumes the conversation): first one whose CLI was started ahead
+of a turn and never used (a warm-up), then the least recently used; if no agent
+is idle, the caller waits up to ``AGENT_SLOT_WAIT_SECONDS`` and then gets
 :class:`ServerBusy`.
 """
 
@@ -20,6 +21,10 @@ from chat.exceptions import ServerBusy
 
 class SlotWaitAbandoned(Exception):
     """The caller stopped waiting for a slot (its turn was stopped)."""
+
+
+class NoSpareSlot(Exception):
+    """No slot is free right now for a warm-up (see :meth:`AgentPool.acquire`)."""
 
 
 class AgentHolder(Protocol):
@@ -40,6 +45,9 @@ class AgentPool:
 
     def __init__(self) -> None:
         self._holders: OrderedDict[str, AgentHolder] = OrderedDict()
+        # Holders whose CLI was started ahead of a turn and has not run one yet.
+        self._spares: set[str] = set()
+        self._waiting = 0  # callers waiting for a slot: a warm-up never takes one first
         # Set (and replaced) whenever a slot is given back: what a waiter waits for.
         self._released = asyncio.Event()
 
@@ -48,30 +56,53 @@ class AgentPool:
         """How many CLI processes hold a slot."""
         return len(self._holders)
 
-    async def acquire(self, holder: AgentHolder, *, stop: asyncio.Event | None = None) -> None:
+    async def acquire(
+        self, holder: AgentHolder, *, stop: asyncio.Event | None = None, spare: bool = False
+    ) -> None:
         """Take a slot for ``holder``, making room or waiting; :class:`ServerBusy` if none.
 
-        While every slot is taken, the least recently used idle holder not asked yet
-        is asked to close its CLI, and the caller waits for a slot to be given back.
-        ``stop`` (the turn's stop request) ends the wait with :class:`SlotWaitAbandoned`.
+        While every slot is taken, an idle holder not asked yet is asked to close its
+        CLI (see :meth:`_close_order`), and the caller waits for a slot to be given
+        back. ``stop`` (the turn's stop request) ends the wait with
+        :class:`SlotWaitAbandoned`.
+
+        ``spare`` is for a warm-up, a CLI started before any turn asks for it: it takes
+        only a slot that is free right now and that no caller is waiting for, and
+        raises :class:`NoSpareSlot` otherwise; it never waits and never asks anyone to
+        close. Until its first turn (:meth:`touch`) the holder is among the first asked.
         """
+        if spare:
+            if self._waiting or len(self._holders) >= settings.MAX_LIVE_AGENTS:
+                raise NoSpareSlot
+            self._holders[holder.session_id] = holder
+            self._spares.add(holder.session_id)
+            return
         loop = asyncio.get_running_loop()
         deadline = loop.time() + settings.AGENT_SLOT_WAIT_SECONDS
         asked: set[str] = set()
-        while len(self._holders) >= settings.MAX_LIVE_AGENTS:
-            if stop is not None and stop.is_set():
-                raise SlotWaitAbandoned
-            idle = next(
-                (h for h in self._holders.values() if not h.busy and h.session_id not in asked),
-                None,
-            )
-            if idle is not None:
-                asked.add(idle.session_id)
-                idle.close_agent_soon()
-            elif loop.time() >= deadline:
-                raise ServerBusy("Every agent is busy right now; try again in a moment.")
-            await self._wait_for_release(stop, timeout=deadline - loop.time())
+        self._waiting += 1
+        try:
+            while len(self._holders) >= settings.MAX_LIVE_AGENTS:
+                if stop is not None and stop.is_set():
+                    raise SlotWaitAbandoned
+                idle = next(
+                    (h for h in self._close_order() if not h.busy and h.session_id not in asked),
+                    None,
+                )
+                if idle is not None:
+                    asked.add(idle.session_id)
+                    idle.close_agent_soon()
+                elif loop.time() >= deadline:
+                    raise ServerBusy("Every agent is busy right now; try again in a moment.")
+                await self._wait_for_release(stop, timeout=deadline - loop.time())
+        finally:
+            self._waiting -= 1
         self._holders[holder.session_id] = holder
+
+    def _close_order(self) -> list[AgentHolder]:
+        """Who is asked to close first: the warm-ups never used (oldest first), then the
+        rest, least recently used first (a stable sort keeps each group's order)."""
+        return sorted(self._holders.values(), key=lambda h: h.session_id not in self._spares)
 
     async def _wait_for_release(self, stop: asyncio.Event | None, *, timeout: float) -> None:
         """Until a slot is given back, ``stop`` is set, or ``timeout`` seconds pass."""
@@ -88,10 +119,12 @@ class AgentPool:
         """``holder`` just used its agent: it is the last to be asked to close."""
         if holder.session_id in self._holders:
             self._holders.move_to_end(holder.session_id)
+            self._spares.discard(holder.session_id)
 
     def release(self, holder: AgentHolder) -> None:
         """``holder``'s CLI has closed: its slot goes to a waiter, if any."""
         if self._holders.get(holder.session_id) is holder:
             del self._holders[holder.session_id]
+            self._spares.discard(holder.session_id)
             released, self._released = self._released, asyncio.Event()
             released.set()

@@ -74,12 +74,14 @@ class AgentProcess:
         pool: AgentPool,
         make_client: ClientFactory,
         stop: asyncio.Event | None = None,
+        spare: bool = False,
     ) -> AgentProcess:
-        """Take a slot of ``pool`` (see :meth:`AgentPool.acquire`) and start the CLI."""
+        """Take a slot of ``pool`` (see :meth:`AgentPool.acquire`, which says what
+        ``stop`` and ``spare`` mean) and start the CLI."""
         agent_options = options.build_options(
             session_id=holder.session_id, workspace=workspace, resume=resume, resume_at=resume_at
         )
-        await pool.acquire(holder, stop=stop)
+        await pool.acquire(holder, stop=stop, spare=spare)
         client = make_client(agent_options)
         try:
             await client.connect()

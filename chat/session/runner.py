@@ -24,7 +24,7 @@ from django.conf import settings
 
 from chat.agent import options
 from chat.agent.errors import model_error_for_exception
-from chat.agent.pool import AgentPool
+from chat.agent.pool import AgentPool, NoSpareSlot
 from chat.agent.process import AgentClient, AgentProcess, ClientFactory
 from chat.events import TurnEnded, TurnTranslator
 from chat.exceptions import (
@@ -111,6 +111,10 @@ class _CloseAgent:
     """Queue sentinel: close the CLI now (the pool needs its slot); keep the runner."""
 
 
+class _WarmUp:
+    """Queue sentinel: a socket opened the session; start its CLI if a slot is free."""
+
+
 class SessionRunner:
     """The one task that owns a session's agent, plus the session's event stream."""
 
@@ -140,7 +144,9 @@ class SessionRunner:
         self._agents = agents
         self._make_client = make_client
         self._holds = 0  # sockets between registry lookup and attach: keep the runner
-        self._commands: asyncio.Queue[Turn | _Undo | _Wake | _CloseAgent] = asyncio.Queue()
+        self._commands: asyncio.Queue[Turn | _Undo | _Wake | _CloseAgent | _WarmUp] = (
+            asyncio.Queue()
+        )
         self._agent: AgentProcess | None = None
         self._task = asyncio.create_task(self._own(), name=f"session:{session_id}")
 
@@ -153,10 +159,15 @@ class SessionRunner:
         With ``lastSeq`` the socket is to get every event after it that the log still
         holds; when some are gone, ``ready`` says ``replayTruncated`` and carries the
         current files instead (see :meth:`chat.session.routing.SessionRouter.open`).
+
+        The session's CLI is then started in the background (:meth:`_warm_up`), so
+        that the first message finds it running.
         """
         await self.started()
         with self._as_owner():
-            return await self._prepare(frame)
+            prepared = await self._prepare(frame)
+        self._commands.put_nowait(_WarmUp())
+        return prepared
 
     async def _prepare(self, frame: InitFrame) -> tuple[dict[str, Any], int]:
         record = await store.touch(self.session_id)
@@ -460,6 +471,9 @@ class SessionRunner:
                     continue
                 if isinstance(command, _Wake):
                     continue
+                if isinstance(command, _WarmUp):
+                    await self._warm_up()
+                    continue
                 if isinstance(command, _Undo):
                     await self._undo(command.plan)
                     continue
@@ -608,18 +622,47 @@ class SessionRunner:
         ``stop`` ends a wait for a free CLI slot (:class:`SlotWaitAbandoned`).
         """
         if self._agent is None:
-            record = await store.touch(self.session_id)
-            self._agent = await AgentProcess.start(
-                self,
-                workspace=self.workspace,
-                resume=record.sdk_session_id or None,
-                resume_at=record.resume_at or None,
-                pool=self._agents,
-                make_client=self._make_client,
-                stop=stop,
-            )
+            self._agent = await self._start_agent(stop=stop)
         self._agents.touch(self)
         return self._agent.client
+
+    async def _warm_up(self) -> None:
+        """Start the CLI ahead of the first message, if a slot is free right now.
+
+        Run by the owner task, so a message that comes meanwhile waits in the queue
+        and its turn uses this CLI. The CLI is a spare of the pool (see
+        :meth:`AgentPool.acquire`): it takes no slot a turn waits for, asks nobody to
+        close, and is the first asked to close itself until a turn uses it; idle, it
+        closes after ``AGENT_IDLE_SECONDS`` like any other. A failure is only logged:
+        the first message starts the CLI again and reports its error.
+        """
+        if self._agent or not settings.AGENT_PREWARM or not options.model_configured():
+            return
+        try:
+            self._agent = await self._start_agent(spare=True)
+        except NoSpareSlot:
+            return
+        except Exception as exc:
+            logger.warning(
+                "starting the agent ahead of a message failed",
+                extra={"sessionId": self.session_id, "error": type(exc).__name__},
+            )
+
+    async def _start_agent(
+        self, *, stop: asyncio.Event | None = None, spare: bool = False
+    ) -> AgentProcess:
+        """Start the session's CLI, resuming its conversation (see :meth:`AgentProcess.start`)."""
+        record = await store.touch(self.session_id)
+        return await AgentProcess.start(
+            self,
+            workspace=self.workspace,
+            resume=record.sdk_session_id or None,
+            resume_at=record.resume_at or None,
+            pool=self._agents,
+            make_client=self._make_client,
+            stop=stop,
+            spare=spare,
+        )
 
     async def _renew_budget(self) -> None:
         """Start the next turn on a fresh CLI when this one has spent over half of

@@ -83,6 +83,8 @@ class FakeSDK:
         self.replies: deque[Reply] = deque(replies)
         #: Raised by every ``connect()`` while set (a CLI that fails to start).
         self.connect_error = connect_error
+        #: How long ``connect()`` takes once the process is up (the CLI's start-up).
+        self.connect_delay = 0.0
         self.clients: list[FakeClient] = []
 
     def __call__(self, options: Any = None) -> FakeClient:
@@ -125,11 +127,20 @@ class FakeClient:
         self._disconnected = asyncio.Event()
 
     async def connect(self, prompt: object = None) -> None:
-        """Start (nothing to start), or raise the factory's ``connect_error``."""
+        """Start, taking the factory's ``connect_delay``, or raise its ``connect_error``.
+
+        As in the SDK, the process is up (``connected``) during that delay, and a
+        ``connect()`` that fails or is cancelled then disconnects before it raises.
+        """
         if self.sdk.connect_error is not None:
             raise self.sdk.connect_error
         self.connected = True
         self._disconnected.clear()
+        try:
+            await asyncio.sleep(self.sdk.connect_delay)
+        except BaseException:
+            await self.disconnect()
+            raise
 
     async def query(self, prompt: str, session_id: str = "default") -> None:
         """Take the factory's next reply for ``prompt``."""
