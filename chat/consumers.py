@@ -137,12 +137,8 @@ class ChatConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
             previous, self.sessions[frame.session_id] = self.sessions.get(frame.session_id), handle
             if previous is not None:
                 await previous.leave()
-        elif isinstance(frame, MessageFrame):
-            await self.session(frame.session_id).submit(frame)
-        elif isinstance(frame, StopFrame):
-            await self.session(frame.session_id).stop(frame)
-        elif isinstance(frame, UndoFrame):
-            await self.session(frame.session_id).undo(frame)
+        elif isinstance(frame, MessageFrame | StopFrame | UndoFrame):
+            await self.session(frame.session_id).dispatch(frame)
 
     def session(self, session_id: str) -> SessionHandle:
         """This socket's hold on a session it opened with ``init``."""

@@ -32,7 +32,7 @@ from django.conf import settings
 from redis.exceptions import RedisError
 
 from chat.cluster.keys import server_channel
-from chat.exceptions import ChatError, InternalError, NotInitialized, SessionUnavailable
+from chat.exceptions import ChatError, InternalError, SessionUnavailable
 from chat.outage import Outage
 from chat.protocol import (
     CLIENT_FRAMES,
@@ -103,17 +103,13 @@ class SessionHandle:
         """Send one of the session's events to the socket."""
         await self.send(event)
 
-    async def submit(self, frame: MessageFrame) -> None:
-        """Run a turn (or replay a stored outcome to this socket)."""
-        await self.router.dispatch(self, frame)
-
-    async def stop(self, frame: StopFrame) -> None:
-        """Stop the running turn, if any."""
-        await self.router.dispatch(self, frame)
-
-    async def undo(self, frame: UndoFrame) -> None:
-        """Undo turns (every socket of the session gets ``undone``)."""
-        await self.router.dispatch(self, frame)
+    async def dispatch(self, frame: MessageFrame | StopFrame | UndoFrame) -> None:
+        """Run a ``message``, ``stop`` or ``undo`` where the session's owner is; this
+        socket gets the owner's answer (a stored outcome, an error), every socket the
+        session's events."""
+        answer = await self.router.run(self, frame)
+        for reply in answer.get("frames", ()):
+            await self.send(reply)
 
     def reply(self, frame: ServerFrame) -> dict[str, Any]:
         """``frame`` as a reply to this socket alone (the session's current seq)."""
@@ -173,7 +169,7 @@ class SessionRouter:
         stream = self.registry.streams.hold(session_id)
         handle = SessionHandle(self, session_id, send, stream, client=client)
         try:
-            answer = await self._run_reaching(handle, frame)
+            answer = await self.run(handle, frame)
             ready, start = answer["frames"][0], answer["start"]
             await send(ready)
             await stream.attach(handle.deliver, after=start)
@@ -186,15 +182,7 @@ class SessionRouter:
                 handle.holding = None
         return handle
 
-    async def dispatch(self, handle: SessionHandle, frame: ClientFrame) -> None:
-        """Run ``frame`` where the session's owner is; send this socket its answer."""
-        if handle.closed:
-            raise NotInitialized(f"Send an 'init' for session {handle.session_id!r} first.")
-        answer = await self._run_reaching(handle, frame)
-        for reply in answer.get("frames", ()):
-            await handle.send(reply)
-
-    async def _run_reaching(self, handle: SessionHandle, frame: ClientFrame) -> dict[str, Any]:
+    async def run(self, handle: SessionHandle, frame: ClientFrame) -> dict[str, Any]:
         """:meth:`_run`, with Redis or the channel layer out of reach answered as
         :class:`SessionUnavailable` (recoverable) rather than as a server error."""
         try:
@@ -216,16 +204,14 @@ class SessionRouter:
         """
         session_id = handle.session_id
         deadline = time.monotonic() + ROUTE_TIMEOUT_SECONDS
-        while True:
-            runner = self.registry.live(session_id)
-            if runner is not None:
-                return await _run_here(runner, frame, handle)
+        while (runner := self.registry.live(session_id)) is None:
             try:
                 runner = await self.registry.start(session_id, client=handle.client)
+                break
             except ClientAtLimit:
-                if await self._release_elsewhere(handle.client):
-                    continue  # one of the client's sessions elsewhere made room
-                raise
+                if not await self._release_elsewhere(handle.client):
+                    raise
+                # one of the client's sessions elsewhere made room: look again
             except OwnedElsewhere:
                 owner = await self.registry.ownership.owner(session_id)
                 if owner is None:
@@ -238,8 +224,7 @@ class SessionRouter:
                         "The server running this session is handing it over; try again."
                     ) from None
                 await asyncio.sleep(HANDOVER_POLL_SECONDS)  # it is giving the session up
-                continue
-            return await _run_here(runner, frame, handle)
+        return await _run_here(runner, frame, handle)
 
     # --- between servers ---------------------------------------------------------
 
