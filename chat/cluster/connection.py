@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+#: What talking to an unreachable or stalled Redis raises (the timeouts are ours).
+UNREACHABLE = (RedisError, OSError, TimeoutError)
 
 
 def connect(url: str) -> Redis:

@@ -33,9 +33,10 @@ import logging
 from collections import Counter
 
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
+from chat.cluster.connection import UNREACHABLE
 from chat.cluster.keys import client_count_key, live_servers_key
+from chat.cluster.periodic import Periodic
 
 logger = logging.getLogger("dashboard_ai.chat")
 
@@ -112,9 +113,6 @@ return holders
 """
 )
 
-#: What talking to an unreachable or stalled Redis raises (timeouts are ours).
-_UNREACHABLE = (RedisError, OSError, TimeoutError)
-
 
 class RedisClientCounter:
     """One kind of per-client count across the fleet (a :class:`chat.limits.ClientCounter`).
@@ -140,7 +138,7 @@ class RedisClientCounter:
         # Clients the next refresh writes even at 0, until one succeeds (module docstring).
         self._unsettled: set[str] = set()
         self._lock = asyncio.Lock()
-        self._refresh: asyncio.Task[None] | None = None
+        self._refresher = Periodic(self.refresh, self._interval, f"counts-refresh:{kind}")
 
     async def open(self, client: str, limit: int) -> bool:
         """Count one more for ``client`` unless the fleet holds ``limit`` already."""
@@ -180,17 +178,11 @@ class RedisClientCounter:
 
     async def start(self) -> None:
         """Refresh this server's deadline and counts each third of the lease, until :meth:`stop`."""
-        if self._refresh is None:
-            self._refresh = asyncio.create_task(
-                self._refresh_forever(), name=f"counts-refresh:{self._kind}"
-            )
+        self._refresher.start()
 
     async def stop(self) -> None:
         """Stop refreshing and take this server's counts out of the fleet's at once."""
-        if self._refresh is not None:
-            self._refresh.cancel()
-            await asyncio.gather(self._refresh, return_exceptions=True)
-            self._refresh = None
+        await self._refresher.stop()
         async with self._lock:
             await self._write(dict.fromkeys(self._held.keys() | self._unsettled, 0), 0, "leaving")
 
@@ -201,11 +193,6 @@ class RedisClientCounter:
             if await self._write(counts, self._live_ms, "refreshing"):
                 self._unsettled.clear()
 
-    async def _refresh_forever(self) -> None:
-        while True:
-            await asyncio.sleep(self._interval)
-            await self.refresh()
-
     async def _write(self, counts: dict[str, int], live_ms: int, doing: str) -> bool:
         """Write ``counts`` (this server's, per client) and a deadline ``live_ms`` away,
         waiting for Redis no longer than a refresh interval. False if it may not have."""
@@ -215,7 +202,7 @@ class RedisClientCounter:
                     keys=[self._servers, *(client_count_key(self._kind, c) for c in counts)],
                     args=[self._server_id, live_ms, self._expiry_ms, *counts.values()],
                 )
-        except _UNREACHABLE as error:
+        except UNREACHABLE as error:
             logger.warning("%s %s counts failed: %r", doing, self._kind, error)
             return False
         return True

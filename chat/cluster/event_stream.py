@@ -20,9 +20,9 @@ from typing import Any
 
 from django.conf import settings
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 from chat.cluster import keys
+from chat.cluster.connection import UNREACHABLE
 from chat.outage import Outage
 from chat.session.event_stream import Numbering, Send
 from chat.session.ownership import Lease, LeaseLost
@@ -218,7 +218,7 @@ class RedisEventStream(Numbering):
                 for _, entries in reply:
                     for seq, event in _decoded(entries):
                         await self._deliver(seq, event)
-            except (RedisError, OSError) as exc:
+            except UNREACHABLE as exc:
                 await outage.wait(exc)
             except Exception as exc:  # a bad entry: log it and read on, never go silent
                 logger.exception(

@@ -26,9 +26,10 @@ from typing import Any
 
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
-from redis.exceptions import RedisError
 
+from chat.cluster.connection import UNREACHABLE
 from chat.cluster.keys import fence_key, lease_key, lease_value
+from chat.cluster.periodic import Periodic
 from chat.session.ownership import Lease, LossCallback
 
 logger = logging.getLogger("dashboard_ai.chat")
@@ -66,9 +67,6 @@ end
 return 0
 """
 
-#: What talking to an unreachable or stalled Redis raises (timeouts are ours, see below).
-_UNREACHABLE = (RedisError, OSError, TimeoutError)
-
 
 @dataclass
 class _Held:
@@ -104,7 +102,7 @@ class RedisOwnership:
         # free session would see each other's new lease as another server's.
         self._busy: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
         self._callbacks: list[LossCallback] = []
-        self._renewal: asyncio.Task[None] | None = None
+        self._renewal = Periodic(self.renew, self._interval, "lease-renewal")
 
     @property
     def server_id(self) -> str:
@@ -161,15 +159,11 @@ class RedisOwnership:
 
     async def start(self) -> None:
         """Renew every held lease each third of its length, until :meth:`close`."""
-        if self._renewal is None:
-            self._renewal = asyncio.create_task(self._renew_forever(), name="lease-renewal")
+        self._renewal.start()
 
     async def close(self) -> None:
         """Stop renewing, and release every lease in one round trip (a graceful leave)."""
-        if self._renewal is not None:
-            self._renewal.cancel()
-            await asyncio.gather(self._renewal, return_exceptions=True)
-            self._renewal = None
+        await self._renewal.stop()
         held, self._held = list(self._held.values()), {}
         await self._release_all([one.lease for one in held])
 
@@ -183,11 +177,6 @@ class RedisOwnership:
         if lock is None:
             lock = self._busy[session_id] = asyncio.Lock()
         return lock
-
-    async def _renew_forever(self) -> None:
-        while True:
-            await asyncio.sleep(self._interval)
-            await self.renew()
 
     async def renew(self) -> None:
         """Push back the expiry of every held lease (what the renewal task does each
@@ -206,7 +195,7 @@ class RedisOwnership:
                 results = await self._run_each(
                     self._renew_script, [one.lease for one in held], self._lease_ms
                 )
-        except _UNREACHABLE as error:
+        except UNREACHABLE as error:
             logger.warning("renewing %d session leases failed: %r", len(held), error)
             results = [error] * len(held)
         for one, result in zip(held, results, strict=True):
@@ -224,7 +213,7 @@ class RedisOwnership:
         try:
             async with asyncio.timeout(self._lease_seconds):
                 await self._run_each(self._release_script, leases)
-        except _UNREACHABLE as error:
+        except UNREACHABLE as error:
             logger.warning("releasing %d session leases failed: %r", len(leases), error)
 
     async def _run_each(self, script: AsyncScript, leases: list[Lease], *args: int) -> list[Any]:
