@@ -170,6 +170,9 @@ CHAT_MAX_SEND_BUFFER_BYTES = read_int("CHAT_MAX_SEND_BUFFER_BYTES", 64 * 1024 * 
 MAX_LIVE_AGENTS = read_int("MAX_LIVE_AGENTS", 16, minimum=1)
 AGENT_SLOT_WAIT_SECONDS = read_float("AGENT_SLOT_WAIT_SECONDS", 10.0)
 AGENT_PREWARM = read_bool("AGENT_PREWARM", True)
+# Below this much memory left (MiB; the machine's, or the server's cgroup's), idle CLIs
+# are closed before another starts, and none is started ahead of a message; 0: never.
+AGENT_MIN_AVAILABLE_MB = read_int("AGENT_MIN_AVAILABLE_MB", 512)
 
 # --- Logging -----------------------------------------------------------------
 LOG_LEVEL = read_choice("LOG_LEVEL", "INFO", ("debug", "info", "warning", "error")).upper()

@@ -288,6 +288,36 @@ async def test_idle_cli_is_closed_and_the_next_message_resumes(
     assert a_request_held(shared_model, "remember kiwi", "which fruit?")
 
 
+async def test_short_of_memory_a_start_closes_an_idle_cli_and_its_session_resumes(
+    own_server, shared_model: ScriptedModelServer
+) -> None:
+    """Asking for more free memory than any machine has puts every CLI start under
+    pressure: none starts at init, and one session's start closes the other's idle CLI,
+    whose next message resumes the conversation on a new one."""
+    with own_server(AGENT_MIN_AVAILABLE_MB=str(1 << 40)) as server:
+        first = await ChatClient.connect(server.ws_url)
+        second = await ChatClient.connect(server.ws_url)
+        await first.init("press1")
+        await second.init("press2")
+        await asyncio.sleep(1)  # a warm-up would be running by now
+        none_at_init = claude_processes("press1") + claude_processes("press2") == []
+        await first.message("press1", "remember mango [script:echo]")
+        first_cli = claude_processes("press1")
+        other = await second.message("press2", "hello [script:echo]")
+        after_other = claude_processes("press1"), claude_processes("press2")
+        shared_model.clear_requests()
+        again = await first.message("press1", "which fruit? [script:echo]")
+        await first.close()
+        await second.close()
+
+    assert none_at_init
+    assert first_cli and other[-1]["type"] == "complete"
+    assert after_other[0] == [] and after_other[1]
+    assert again[-1]["type"] == "complete"
+    assert a_request_held(shared_model, "remember mango", "which fruit?")
+    assert "closing an idle agent: memory is short" in server.log_text()
+
+
 async def test_missing_model_key_is_reported_at_first_message_and_start(
     own_server, shared_model: ScriptedModelServer
 ) -> None:

@@ -1,4 +1,5 @@
-"""The agent pool: slots for live CLIs, room made by asking idle holders, then ServerBusy."""
+"""The agent pool: slots for live CLIs, room made by asking idle holders, then ServerBusy;
+and memory: idle holders asked to close while too little is left."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ pytestmark = pytest.mark.timeout(5)
 def _two_slots(settings) -> None:
     settings.MAX_LIVE_AGENTS = 2
     settings.AGENT_SLOT_WAIT_SECONDS = 0.05
+    settings.AGENT_MIN_AVAILABLE_MB = 0  # the memory tests below turn it on
 
 
 class Holder:
@@ -222,3 +224,120 @@ async def test_a_spare_once_used_is_asked_in_its_turn(pool) -> None:
     await pool.acquire(Holder(pool, "c"))
 
     assert (a.asked, b.asked) == (0, 1)
+
+
+# --- memory ----------------------------------------------------------------------
+
+
+class Machine:
+    """Memory left as a fake reader sees it: what is free with no CLI, less each live one's."""
+
+    def __init__(self, free_mb: float, per_cli_mb: float = 100) -> None:
+        self.free_mb = free_mb
+        self.per_cli_mb = per_cli_mb
+        self.pool = AgentPool(available_mb=self.available_mb)
+
+    def available_mb(self) -> float:
+        return self.free_mb - self.per_cli_mb * self.pool.live
+
+
+@pytest.fixture
+def pressed(settings) -> Machine:
+    """Eight slots; 250 MiB free with no CLI, 100 less each live one, and 200 to keep
+    free: the first CLI starts without pressure, any more under it."""
+    settings.MAX_LIVE_AGENTS = 8
+    settings.AGENT_MIN_AVAILABLE_MB = 200
+    return Machine(free_mb=250)
+
+
+async def test_short_of_memory_the_least_recently_used_idle_holders_close_until_enough_is_left(
+    pressed,
+) -> None:
+    pool = pressed.pool
+    a, b, c = Holder(pool, "a"), Holder(pool, "b"), Holder(pool, "c")
+    pressed.free_mb = 1000  # room for all three
+    await full(pool, a, b, c)
+    pool.touch(a)  # the least recently used is now b, then c
+    pressed.free_mb = 350  # 50 left with three live, 150 with two, 250 with one
+
+    await pool.acquire(Holder(pool, "d"))
+
+    assert (a.asked, b.asked, c.asked) == (0, 1, 1)
+    assert pool.live == 2
+
+
+async def test_short_of_memory_an_unused_spare_closes_first_and_a_busy_holder_never(
+    pressed,
+) -> None:
+    pool = pressed.pool
+    busy, used, spare = Holder(pool, "a", busy=True), Holder(pool, "b"), Holder(pool, "c")
+    pressed.free_mb = 1000
+    await full(pool, busy, used)
+    await pool.acquire(spare, spare=True)
+    pressed.free_mb = 450  # 150 left with three live, 250 with two
+
+    await pool.acquire(Holder(pool, "d"))
+
+    assert (busy.asked, used.asked, spare.asked) == (0, 0, 1)
+
+
+async def test_short_of_memory_with_nothing_idle_the_cli_starts_all_the_same(pressed) -> None:
+    pool = pressed.pool
+    await full(pool, Holder(pool, "a", busy=True))
+    loop = asyncio.get_running_loop()
+
+    started = loop.time()
+    await pool.acquire(Holder(pool, "b"))
+
+    assert loop.time() - started < 0.01
+    assert pool.live == 2
+
+
+async def test_short_of_memory_a_holder_that_does_not_close_delays_the_start_by_the_wait(
+    pressed,
+) -> None:
+    pool = pressed.pool
+    stubborn = Holder(pool, "a", stubborn=True)
+    await full(pool, stubborn)
+    loop = asyncio.get_running_loop()
+
+    started = loop.time()
+    await pool.acquire(Holder(pool, "b"))
+
+    assert 0.05 <= loop.time() - started < 0.5
+    assert stubborn.asked == 1 and pool.live == 2
+
+
+async def test_short_of_memory_no_spare_is_started(pressed) -> None:
+    pool = pressed.pool
+    await full(pool, Holder(pool, "a"))  # 150 left
+
+    with pytest.raises(NoSpareSlot):
+        await pool.acquire(Holder(pool, "b"), spare=True)
+
+    assert pool.live == 1
+
+
+async def test_with_enough_memory_left_nobody_is_asked(pressed) -> None:
+    pool = pressed.pool
+    pressed.free_mb = 1000
+    a = Holder(pool, "a")
+    await full(pool, a)
+
+    await pool.acquire(Holder(pool, "b"))
+    await pool.acquire(Holder(pool, "c"), spare=True)
+
+    assert a.asked == 0 and pool.live == 3
+
+
+async def test_a_minimum_of_zero_never_reads_the_memory(settings) -> None:
+    settings.AGENT_MIN_AVAILABLE_MB = 0
+
+    def unreadable() -> float:
+        raise AssertionError("memory read with the check off")
+
+    pool = AgentPool(available_mb=unreadable)
+    await pool.acquire(Holder(pool, "a"))
+    await pool.acquire(Holder(pool, "b"), spare=True)
+
+    assert pool.live == 2

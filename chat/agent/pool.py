@@ -1,22 +1,30 @@
-"""A bound on live Claude CLI processes (each holds about 220 MB).
+"""A bound on live Claude CLI processes (each holds about 220 MB), by slots and by memory.
 
 A runner takes a slot before it starts its CLI and gives it back when the CLI
 closes. When every slot is taken, the pool asks an idle runner to close its CLI
 (its next turn resumes the conversation): first one whose CLI was started ahead
 of a turn and never used (a warm-up), then the least recently used; if no agent
 is idle, the caller waits up to ``AGENT_SLOT_WAIT_SECONDS`` and then gets
-:class:`ServerBusy`.
+:class:`ServerBusy`. When less memory than ``AGENT_MIN_AVAILABLE_MB`` is left
+(:mod:`chat.agent.memory`), idle runners are asked in the same order until enough
+is left or none is idle, and the CLI then starts: memory short is no reason to
+refuse a turn, only to close what nobody uses.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Protocol
 
 from django.conf import settings
 
+from chat.agent import memory
 from chat.exceptions import ServerBusy
+
+logger = logging.getLogger("dashboard_ai.chat")
 
 
 class SlotWaitAbandoned(Exception):
@@ -43,7 +51,8 @@ class AgentHolder(Protocol):
 class AgentPool:
     """Slots for live CLI processes in this server process."""
 
-    def __init__(self) -> None:
+    def __init__(self, available_mb: Callable[[], float | None] = memory.available_mb) -> None:
+        self._available_mb = available_mb  # the memory left, read before each start
         self._holders: OrderedDict[str, AgentHolder] = OrderedDict()
         # Holders whose CLI was started ahead of a turn and has not run one yet.
         self._spares: set[str] = set()
@@ -63,16 +72,23 @@ class AgentPool:
 
         While every slot is taken, an idle holder not asked yet is asked to close its
         CLI (see :meth:`_close_order`), and the caller waits for a slot to be given
-        back. ``stop`` (the turn's stop request) ends the wait with
+        back. While memory is short (:meth:`_short_of_memory`), idle holders are asked
+        the same way, one at a time, and the caller starts once enough is left or no
+        idle holder is left to ask. ``stop`` (the turn's stop request) ends the wait with
         :class:`SlotWaitAbandoned`.
 
         ``spare`` is for a warm-up, a CLI started before any turn asks for it: it takes
         only a slot that is free right now and that no caller is waiting for, and
-        raises :class:`NoSpareSlot` otherwise; it never waits and never asks anyone to
-        close. Until its first turn (:meth:`touch`) the holder is among the first asked.
+        raises :class:`NoSpareSlot` otherwise, as it does while memory is short; it
+        never waits and never asks anyone to close. Until its first turn (:meth:`touch`)
+        the holder is among the first asked.
         """
         if spare:
-            if self._waiting or len(self._holders) >= settings.MAX_LIVE_AGENTS:
+            if (
+                self._waiting
+                or len(self._holders) >= settings.MAX_LIVE_AGENTS
+                or self._short_of_memory()
+            ):
                 raise NoSpareSlot
             self._holders[holder.session_id] = holder
             self._spares.add(holder.session_id)
@@ -82,7 +98,11 @@ class AgentPool:
         asked: set[str] = set()
         self._waiting += 1
         try:
-            while len(self._holders) >= settings.MAX_LIVE_AGENTS:
+            while True:
+                full = len(self._holders) >= settings.MAX_LIVE_AGENTS
+                short = not full and self._short_of_memory()
+                if not (full or short):
+                    break
                 if stop is not None and stop.is_set():
                     raise SlotWaitAbandoned
                 idle = next(
@@ -90,14 +110,29 @@ class AgentPool:
                     None,
                 )
                 if idle is not None:
+                    if short:
+                        logger.info(
+                            "closing an idle agent: memory is short",
+                            extra={"sessionId": idle.session_id, "forSession": holder.session_id},
+                        )
                     asked.add(idle.session_id)
                     idle.close_agent_soon()
+                elif not full:
+                    break  # short of memory, and nothing idle is left to close
                 elif loop.time() >= deadline:
                     raise ServerBusy("Every agent is busy right now; try again in a moment.")
                 await self._wait_for_release(stop, timeout=deadline - loop.time())
         finally:
             self._waiting -= 1
         self._holders[holder.session_id] = holder
+
+    def _short_of_memory(self) -> bool:
+        """Whether less than ``AGENT_MIN_AVAILABLE_MB`` is left (never, when it is 0)."""
+        minimum = settings.AGENT_MIN_AVAILABLE_MB
+        if not minimum:
+            return False
+        available = self._available_mb()
+        return available is not None and available < minimum
 
     def _close_order(self) -> list[AgentHolder]:
         """Who is asked to close first: the warm-ups never used (oldest first), then the
