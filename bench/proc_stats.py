@@ -1,8 +1,9 @@
 """What the benches read from /proc about a server and its CLIs: memory, CPU time, children.
 
-Linux only. PSS (each shared page divided among the processes that map it) comes
-from ``/proc/<pid>/smaps_rollup`` when the kernel has it and we may read it (the
-same user, or root); it is None otherwise. A process that exits while it is read
+Linux only. PSS (each shared page divided among the processes that map it) and the
+private part (USS: pages no other process maps) come from ``/proc/<pid>/smaps_rollup``
+when the kernel has it and we may read it (the same user, or root); they are None
+otherwise. A process that exits while it is read
 counts as gone: every reader returns None or leaves it out rather than raising.
 """
 
@@ -19,11 +20,16 @@ KIB = 1024
 
 @dataclass(frozen=True)
 class Memory:
-    """Resident memory of one process in bytes: now, its lifetime peak, and PSS."""
+    """Resident memory of one process in bytes: now, its lifetime peak, PSS and private.
+
+    The private part is what the process alone holds: unlike PSS, it does not move when
+    other processes start or stop mapping the same libraries.
+    """
 
     rss: int
     peak_rss: int
     pss: int | None
+    private: int | None = None
 
 
 def _status_kib(pid: int, field: str) -> int | None:
@@ -37,23 +43,31 @@ def _status_kib(pid: int, field: str) -> int | None:
     return None
 
 
-def _pss(pid: int) -> int | None:
+def _rollup(pid: int) -> dict[str, int]:
+    """The bytes of each ``smaps_rollup`` field (``Pss``, ``Private_Dirty``, ...); {} if unread."""
     try:
         lines = (PROC / str(pid) / "smaps_rollup").read_text().splitlines()
     except OSError:
-        return None
+        return {}
+    found = {}
     for line in lines:
-        if line.startswith("Pss:"):
-            return int(line.split()[1]) * KIB
-    return None
+        name, _, value = line.partition(":")
+        if value.strip().endswith("kB"):
+            found[name] = int(value.split()[0]) * KIB
+    return found
 
 
 def memory(pid: int) -> Memory | None:
-    """RSS (``VmRSS``), peak RSS (``VmHWM``) and PSS of ``pid``; None once it is gone."""
+    """RSS (``VmRSS``), peak RSS (``VmHWM``), PSS and the private part of ``pid``; None
+    once it is gone."""
     rss, peak = _status_kib(pid, "VmRSS"), _status_kib(pid, "VmHWM")
     if rss is None or peak is None:
         return None
-    return Memory(rss=rss * KIB, peak_rss=peak * KIB, pss=_pss(pid))
+    rollup = _rollup(pid)
+    private = None
+    if "Private_Clean" in rollup and "Private_Dirty" in rollup:
+        private = rollup["Private_Clean"] + rollup["Private_Dirty"]
+    return Memory(rss=rss * KIB, peak_rss=peak * KIB, pss=rollup.get("Pss"), private=private)
 
 
 def _stat_fields(pid: int) -> list[str] | None:
