@@ -8,12 +8,12 @@ from hypothesis import strategies as st
 
 from workspaces.content import decode_from_wire, encode_for_wire
 from workspaces.exceptions import InvalidContent
-from workspaces.snapshots import FileState, WorkspaceDiff, diff_snapshots
+from workspaces.snapshots import FileState, Snapshot, WorkspaceDiff, diff_snapshots
 
 
 def test_diff_of_equal_snapshots_is_empty():
     snapshot = {"a": FileState.of(b"1")}
-    diff = diff_snapshots(snapshot, dict(snapshot))
+    diff = diff_snapshots(snapshot, Snapshot(snapshot))
     assert diff == WorkspaceDiff()
     assert diff.is_empty
 
@@ -21,8 +21,8 @@ def test_diff_of_equal_snapshots_is_empty():
 def test_diff_compares_hashes_and_sorts():
     before = {"keep": FileState.of(b"k"), "edit": FileState.of(b"1"), "b": FileState.of(b""),
               "a": FileState.of(b"")}  # fmt: skip
-    after = {"keep": FileState.of(b"k"), "edit": FileState.of(b"2"), "z": FileState.of(b"z"),
-             "y": FileState.of(b"y")}  # fmt: skip
+    after = Snapshot({"keep": FileState.of(b"k"), "edit": FileState.of(b"2"),
+                      "z": FileState.of(b"z"), "y": FileState.of(b"y")})  # fmt: skip
     diff = diff_snapshots(before, after)
     assert list(diff.created.items()) == [("y", b"y"), ("z", b"z")]
     assert diff.changed == {"edit": b"2"}

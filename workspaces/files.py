@@ -58,6 +58,15 @@ def read_regular(path: Path | str, *, limit: int | None = None) -> bytes | None:
     ``None`` if it is missing, a symlink or not a regular file. Above ``limit``
     bytes, raises :class:`PayloadTooLarge` before reading.
     """
+    found = read_regular_stat(path, limit=limit)
+    return None if found is None else found[0]
+
+
+def read_regular_stat(
+    path: Path | str, *, limit: int | None = None
+) -> tuple[bytes, os.stat_result] | None:
+    """:func:`read_regular`, with the file's status as it was opened, before the read
+    (what :mod:`workspaces.stat_index` keys a hash by)."""
     try:  # O_NONBLOCK: opening a FIFO the agent left behind must not hang the thread
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except (FileNotFoundError, NotADirectoryError):
@@ -75,6 +84,6 @@ def read_regular(path: Path | str, *, limit: int | None = None) -> bytes | None:
         chunks = []
         while chunk := os.read(fd, 1 << 20):
             chunks.append(chunk)
-        return b"".join(chunks)
+        return b"".join(chunks), info
     finally:
         os.close(fd)

@@ -21,7 +21,7 @@ import logging
 import os
 import re
 import unicodedata
-from fnmatch import fnmatchcase
+from fnmatch import translate
 from pathlib import Path
 
 from django.conf import settings
@@ -51,6 +51,9 @@ TEMP_SUFFIX = ".tmp"
 NOT_USER_WORK_DIRS = frozenset({".git", "node_modules"})
 NOT_USER_WORK_NAMES = frozenset({".DS_Store", "Thumbs.db", "desktop.ini"})
 NOT_USER_WORK_PATTERNS = ("*.swp", "*.swo", "*~", ".#*", "#*#", f"{TEMP_PREFIX}*{TEMP_SUFFIX}")
+_NOT_USER_WORK_RE = re.compile("|".join(translate(pattern) for pattern in NOT_USER_WORK_PATTERNS))
+# The refused categories' only ASCII members (Cc).
+_ASCII_CONTROLS = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def is_valid_session_id(session_id: object) -> bool:
@@ -86,7 +89,12 @@ def path_problem(path: str) -> str | None:
         return "empty path"
     if "\x00" in path:
         return "contains a NUL byte"
-    if any(unicodedata.category(ch) in _REFUSED_CATEGORIES for ch in path):
+    ascii_only = path.isascii()  # the usual case, and checked much faster (a walk asks it)
+    if (
+        _ASCII_CONTROLS.search(path)
+        if ascii_only
+        else any(unicodedata.category(ch) in _REFUSED_CATEGORIES for ch in path)
+    ):
         return "contains a control character"
     if "\\" in path:
         return "contains a backslash"
@@ -94,15 +102,8 @@ def path_problem(path: str) -> str | None:
         return "absolute path"
     if _DRIVE_RE.match(path):
         return "starts with a drive letter"
-    normalised = unicodedata.normalize("NFKC", path)
-    if any(normalised.count(ch) != path.count(ch) for ch in _STRUCTURAL) or any(
-        ch in _SLASH_LOOKALIKES for ch in path
-    ):
-        return "contains a look-alike of '/', '\\' or '.'"
-    # One spelling per name: café.txt composed and decomposed would be two files that
-    # look the same. NFC is what browsers and most editors send.
-    if not unicodedata.is_normalized("NFC", path):
-        return "not in Unicode NFC form"
+    if not ascii_only and (problem := _unicode_problem(path)):  # ASCII is NFKC and NFC
+        return problem
     encoded_length = len(path.encode("utf-8"))
     if encoded_length >= PATH_MAX:
         return f"longer than {PATH_MAX - 1} bytes"
@@ -121,10 +122,22 @@ def path_problem(path: str) -> str | None:
             return f"segment longer than {NAME_MAX} bytes"
         if segment in NOT_USER_WORK_DIRS:
             return "names a .git or node_modules directory (not user work)"
-        if segment in NOT_USER_WORK_NAMES or any(
-            fnmatchcase(segment, pattern) for pattern in NOT_USER_WORK_PATTERNS
-        ):
+        if segment in NOT_USER_WORK_NAMES or _NOT_USER_WORK_RE.match(segment):
             return "an OS, editor or temp file name (not user work)"
+    return None
+
+
+def _unicode_problem(path: str) -> str | None:
+    """Why a non-ASCII ``path`` is refused for what Unicode normalisation does to it."""
+    normalised = unicodedata.normalize("NFKC", path)
+    if any(normalised.count(ch) != path.count(ch) for ch in _STRUCTURAL) or any(
+        ch in _SLASH_LOOKALIKES for ch in path
+    ):
+        return "contains a look-alike of '/', '\\' or '.'"
+    # One spelling per name: café.txt composed and decomposed would be two files that
+    # look the same. NFC is what browsers and most editors send.
+    if not unicodedata.is_normalized("NFC", path):
+        return "not in Unicode NFC form"
     return None
 
 

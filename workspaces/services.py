@@ -30,10 +30,10 @@ from pathlib import Path
 from asgiref.sync import sync_to_async
 from django.conf import settings
 
-from workspaces import stamps, storage
+from workspaces import stamps, stat_index, storage
 from workspaces.content import ClientContent, decode_from_wire
 from workspaces.exceptions import InvalidPath, PayloadTooLarge, WorkspaceNotFound, short_repr
-from workspaces.files import make_dirs, read_regular, write_temp
+from workspaces.files import make_dirs, read_regular, read_regular_stat, write_temp
 from workspaces.paths import (
     path_problem,
     relative_to_root,
@@ -74,8 +74,8 @@ def path_for(session_id: str) -> Path:
 # --- Blocking helpers (run in a thread) -------------------------------------------
 
 
-def _walk(root: Path) -> Iterator[tuple[str, str]]:
-    """``(relative POSIX path, absolute path)`` of each regular file the gate accepts.
+def _walk(root: Path) -> Iterator[tuple[str, os.DirEntry[str]]]:
+    """``(relative POSIX path, directory entry)`` of each regular file the gate accepts.
 
     Exactly the paths :func:`path_problem` accepts, so every file a client or the
     agent can create is listed, reported and undone. What it refuses can only be on
@@ -98,7 +98,7 @@ def _walk(root: Path) -> Iterator[tuple[str, str]]:
                 if entry.is_dir(follow_symlinks=False):
                     pending.append((entry.path, rel + "/"))
                 elif entry.is_file(follow_symlinks=False):
-                    yield rel, entry.path
+                    yield rel, entry
 
 
 def _require_workspace(root: Path, session_id: str) -> None:
@@ -187,12 +187,29 @@ def _apply_blocking(root: Path, plan: list[tuple[Path, bytes]], delete: Iterable
 
 
 def _snapshot_blocking(root: Path, session_id: str) -> Snapshot:
+    """Stat every file; read and hash only those the stat index cannot vouch for."""
     _require_workspace(root, session_id)
-    snapshot: Snapshot = {}
-    for rel, absolute in _walk(root):
-        content = read_regular(absolute)
-        if content is not None:  # None: it vanished or changed type since the listing
-            snapshot[rel] = FileState.of(content)
+    known = stat_index.INDEX.entries(root)
+    entries: dict[str, stat_index.Entry] = {}
+    started = stat_index.fs_now_ns(root.parent)  # before the first read: see stat_index
+    snapshot = Snapshot(read=lambda rel: read_regular(resolve_inside(root, rel)))
+    for rel, found_at in _walk(root):
+        try:
+            info = found_at.stat(follow_symlinks=False)
+        except FileNotFoundError:  # vanished since the listing
+            continue
+        sha = stat_index.trusted(known.get(rel), info)
+        if sha is not None:
+            snapshot[rel] = FileState(sha256=sha, size=info.st_size)
+            entries[rel] = known[rel]
+            continue
+        found = read_regular_stat(found_at.path)
+        if found is None:  # it vanished or changed type since the listing
+            continue
+        content, opened = found
+        snapshot[rel] = state = FileState.of(content)
+        entries[rel] = stat_index.entry_of(opened, state.sha256, hashed_at_ns=started)
+    stat_index.INDEX.store(root, entries)
     return snapshot
 
 
@@ -233,6 +250,7 @@ async def delete(*, session_id: str) -> bool:
     """Delete the workspace of ``session_id``: this server's copy, however deep, and the
     stored files and undo states (blobs stay for the cleanup). Whether there was one."""
     removed = await asyncio.to_thread(remove_tree, path_for(session_id))
+    stat_index.INDEX.forget(path_for(session_id))
     await asyncio.to_thread(stamps.remove, session_id)
     stored = await sync_to_async(storage.delete_workspace)(session_id)
     return removed or stored
@@ -354,9 +372,14 @@ async def sync_in_unless_conflicting(
 
 
 async def snapshot(*, session_id: str) -> Snapshot:
-    """The content and hash of every user file in the workspace."""
+    """The hash and size of every user file in the workspace (see :class:`Snapshot`)."""
     root = path_for(session_id)
     return await asyncio.to_thread(_snapshot_blocking, root, session_id)
+
+
+async def snapshot_contents(files: Snapshot) -> dict[str, bytes]:
+    """Every file's bytes as of ``files`` (:class:`SnapshotOutOfDate` if one changed since)."""
+    return await asyncio.to_thread(lambda: {path: files.content(path) for path in files})
 
 
 async def read_files(*, session_id: str, paths: Iterable[str]) -> dict[str, bytes]:

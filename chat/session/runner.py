@@ -197,7 +197,7 @@ class SessionRunner:
                 resumed=bool(record.sdk_session_id),
                 message_count=record.message_count,
                 replay_truncated=truncated,
-                contents=file_contents({p: f.content for p, f in snapshot.items()})
+                contents=file_contents(await workspaces.snapshot_contents(snapshot))
                 if truncated
                 else None,
                 hashes={path: state.sha256 for path, state in snapshot.items()},

@@ -175,7 +175,7 @@ class TurnRun:
         turn = self.turn
         after = await workspaces.snapshot(session_id=self.host.session_id)
         await workspaces.record_current(session_id=self.host.session_id, files=after)
-        diff = diff_snapshots(before, after)
+        diff = await asyncio.to_thread(diff_snapshots, before, after)
         written = diff.written
         return CompleteFrame(
             files=file_contents(written),
