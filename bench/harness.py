@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from scripted_model.recording import RecordedRequest
 from scripted_model.server import ScriptedModelServer
@@ -23,13 +24,23 @@ class TimedModelServer(ScriptedModelServer):
     """The scripted model, also noting when each Messages request arrived (perf_counter).
 
     A turn's first request arrives once its CLI is up and has sent the prompt, so the
-    time to it is what starting (or resuming) the CLI cost.
+    time to it is what starting (or resuming) the CLI cost. With ``time_deltas``, it
+    also notes when each text delta was written, by its text (the ``flood`` script makes
+    every delta's text unique), for the latency of each event to the client.
     """
 
-    def __init__(self, script: str, chunk_delay: float = 0.0) -> None:
+    def __init__(self, script: str, chunk_delay: float = 0.0, *, time_deltas: bool = False) -> None:
         super().__init__(script=script, chunk_delay=chunk_delay)
         self.arrivals: list[float] = []
         self._arrivals_lock = threading.Lock()
+        self.time_deltas = time_deltas
+        self.delta_times: dict[str, float] = {}
+
+    def sent(self, event: str, data: dict[str, Any]) -> None:
+        if self.time_deltas and event == "content_block_delta":
+            delta = data.get("delta") or {}
+            if delta.get("type") == "text_delta":
+                self.delta_times[delta.get("text", "")] = time.perf_counter()
 
     def record(self, request: RecordedRequest) -> None:
         if request.path.rstrip("/") == "/v1/messages":

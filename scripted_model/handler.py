@@ -41,6 +41,9 @@ class Backend(Protocol):
     def should_fire(self, fault: Fault, key: Hashable) -> bool:
         """Whether ``fault`` fires for this request (counts the limited ones)."""
 
+    def sent(self, event: str, data: dict[str, Any]) -> None:
+        """A streamed event was written to the client."""
+
     def track(self, connection: socket.socket) -> bool:
         """Register an open connection; False once the server is stopping."""
 
@@ -238,6 +241,7 @@ class MessagesHandler(BaseHTTPRequestHandler):
                 self._drop()
                 return
             self._write_chunk(sse.frame(name, data))
+            self.server.backend.sent(name, data)
         self._write_chunk(b"")
 
     def _write_chunk(self, data: bytes) -> None:

@@ -83,6 +83,25 @@ LATE_TSX = "export const Late = () => <p>written after a long text</p>;\n"
 
 _LONG_TEXT = " ".join(f"word{index:03d}" for index in range(400)) + "."
 
+_FLOOD_RE = re.compile(r"flood=(\w{1,16})(?: deltas=(\d{1,6}))?")
+#: How many deltas ``flood`` sends when the prompt does not say.
+FLOOD_DELTAS = 2000
+
+
+def flood(context: RequestContext) -> Sequence[Block]:
+    """Many tiny text deltas, each ``TAG:NNNNNN `` (its index), from ``flood=TAG deltas=N``.
+
+    Every delta names its turn (the tag) and its place in it, so a bench can match each
+    ``stream`` frame to the moment the model wrote that delta, even when several are
+    merged into one frame or sessions flood at once.
+    """
+    found = _FLOOD_RE.findall(context.prompt)
+    tag, count = found[-1] if found else ("flood", "")
+    deltas = int(count or FLOOD_DELTAS)
+    pieces = "".join(f"{tag}:{index:06d} " for index in range(deltas))
+    return [TextBlock(pieces, chunks=deltas)] if deltas else [text("(no deltas asked for)")]
+
+
 _SCRIPT_LIST: list[Script] = [
     DEMO,
     Script(
@@ -159,6 +178,12 @@ _SCRIPT_LIST: list[Script] = [
         "One text of 200 chunks, 20 ms apart (about 4 s): for stop/interrupt tests.",
     ),
     Script("echo", [Turn(echo)], "Quote the prompt and count the user prompts seen."),
+    Script(
+        "flood",
+        [Turn(flood)],
+        "One text of many tiny deltas (TAG:NNNNNN each, flood=TAG deltas=N in the prompt), "
+        "no delay: for throughput benches.",
+    ),
     Script(
         "slow_write",
         [

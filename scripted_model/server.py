@@ -16,6 +16,7 @@ import socket
 import threading
 from collections.abc import Hashable, Mapping
 from types import TracebackType
+from typing import Any
 
 from scripted_model.faults import Fault
 from scripted_model.handler import ModelHTTPServer
@@ -157,6 +158,10 @@ class ScriptedModelServer:
                 return False
             self._fault_counts[key] = fired + 1
             return True
+
+    def sent(self, event: str, data: dict[str, Any]) -> None:
+        """A streamed event was written: nothing to do here; a bench that times the
+        stream overrides it (:class:`bench.harness.TimedModelServer`)."""
 
     def track(self, connection: socket.socket) -> bool:
         """Register an open connection; False once the server is stopping."""

@@ -456,6 +456,25 @@ def test_server_wide_chunk_delay_applies_when_the_turn_sets_none():
         assert time.monotonic() - started >= 0.05 * 4
 
 
+class SentLog(ScriptedModelServer):
+    """The scripted model, keeping every event it reports as written."""
+
+    def __init__(self) -> None:
+        super().__init__(script="echo")
+        self.written: list[tuple[str, dict[str, Any]]] = []
+
+    def sent(self, event: str, data: dict[str, Any]) -> None:
+        self.written.append((event, data))
+
+
+def test_flood_sends_one_tagged_delta_per_index_and_reports_each_as_written():
+    with SentLog() as server:
+        events = stream(server, body_for("[script:flood] flood=ab1 deltas=250"))
+    deltas = [data["delta"]["text"] for name, data in events if name == "content_block_delta"]
+    assert deltas == [f"ab1:{index:06d} " for index in range(250)]
+    assert server.written == events
+
+
 def test_concurrent_sessions_each_get_their_own_workspace(scripted_model):
     results: dict[str, Any] = {}
 
