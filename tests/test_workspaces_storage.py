@@ -38,6 +38,25 @@ def test_a_record_looks_blobs_up_in_one_query_and_writes_only_the_new_one() -> N
     assert sha(b"B2") in insert and sha(b"A") not in insert and sha(b"B") not in insert
 
 
+def test_a_new_listing_is_the_current_one_with_only_its_differences_written() -> None:
+    old = {"keep": sha(b"K"), "edit": sha(b"E"), "gone": sha(b"G")}
+    storage.record("s1", old, {sha(b"K"): b"K", sha(b"E"): b"E", sha(b"G"): b"G"})
+    storage.save_state("s1", "t1", old, {}, keep=5)  # the old manifest stays, as an undo state
+    new = {"keep": sha(b"K"), "edit": sha(b"E2"), "added": sha(b"K")}
+
+    with CaptureQueriesContext(connection) as queries:
+        storage.record("s1", new, {sha(b"E2"): b"E2"})
+
+    found = storage.current_listing("s1")
+    assert found is not None and found[1] == new
+    assert storage.state_listing("s1", "t1") == old
+    [lookup] = statements(queries, "SELECT", "blob")  # E2 alone: K is held by the old manifest
+    assert sha(b"E2") in lookup and sha(b"K") not in lookup
+    copied = 'FROM "workspaces_manifestentry"'  # the copy of the old manifest's entries
+    [written] = [sql for sql in statements(queries, "INSERT", "manifestentry") if copied not in sql]
+    assert "edit" in written and "added" in written and "keep" not in written
+
+
 def test_identical_content_is_stored_once_across_files_states_and_sessions() -> None:
     same = {sha(b"same"): b"same"}
     storage.record("s1", {"a.txt": sha(b"same"), "copy/a.txt": sha(b"same")}, same)

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from functools import wraps
 from typing import ParamSpec, TypeVar
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, Exists, OuterRef, QuerySet, Sum
 
 from workspaces import fencing
@@ -114,17 +114,62 @@ def _store_blobs(hashes: Iterable[str], contents: Mapping[str, bytes]) -> None:
 def _manifest_id(
     workspace: StoredWorkspace, listing: Mapping[str, str], contents: Mapping[str, bytes]
 ) -> int:
-    """The workspace's manifest of ``listing``, stored with its new blobs if missing."""
+    """The workspace's manifest of ``listing``, stored with its new blobs if missing.
+
+    A new manifest is made from the current one where there is one (a turn changes a
+    few files of many): its entries are copied inside the database and only the paths
+    that differ are written, and only blobs the current manifest does not hold are
+    looked up (those it holds exist: the foreign key says so).
+    """
     sha = listing_hash(listing)
     found = Manifest.objects.filter(workspace=workspace, sha256=sha).values_list("pk", flat=True)
     existing = found.first()
     if existing is not None:
         return existing
-    _store_blobs(listing.values(), contents)
+    base_id = (
+        Manifest.objects.filter(workspace=workspace, sha256=workspace.current)
+        .values_list("pk", flat=True)
+        .first()
+    )
+    base: Listing = {} if base_id is None else _entries(base_id)
+    written = {path: blob for path, blob in listing.items() if base.get(path) != blob}
+    _store_blobs(set(written.values()) - set(base.values()), contents)
     manifest = Manifest.objects.create(workspace=workspace, sha256=sha)
-    entries = [ManifestEntry(manifest=manifest, path=p, blob_id=sha) for p, sha in listing.items()]
+    if base_id is not None:
+        _copy_entries(base_id, manifest.pk)
+        replaced = [path for path in base if path in written or path not in listing]
+        for batch in _chunks(replaced):
+            ManifestEntry.objects.filter(manifest=manifest, path__in=batch).delete()
+    entries = [ManifestEntry(manifest=manifest, path=p, blob_id=b) for p, b in written.items()]
     ManifestEntry.objects.bulk_create(entries, batch_size=CHUNK)
     return manifest.pk
+
+
+def _entries(manifest_id: int) -> Listing:
+    return dict(
+        ManifestEntry.objects.filter(manifest_id=manifest_id).values_list("path", "blob_id")
+    )
+
+
+def _copy_entries(source: int, target: int) -> None:
+    """Give manifest ``target`` every entry of manifest ``source``, in one statement
+    (the ORM has no INSERT ... SELECT, and building the rows in Python was most of a
+    turn's recording)."""
+    table = connection.ops.quote_name(ManifestEntry._meta.db_table)
+    manifest, path, blob = (  # no db_column is set: a field's column is its attribute name
+        connection.ops.quote_name(field.get_attname())
+        for field in (
+            ManifestEntry.manifest.field,
+            ManifestEntry.path.field,
+            ManifestEntry.blob.field,
+        )
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} ({manifest}, {path}, {blob}) "  # noqa: S608 (names, not input)
+            f"SELECT %s, {path}, {blob} FROM {table} WHERE {manifest} = %s",
+            [target, source],
+        )
 
 
 def _release_manifests(workspace: StoredWorkspace) -> None:
@@ -198,7 +243,7 @@ def _listing(workspace_id: int, manifest: str) -> Listing:
     found = Manifest.objects.filter(workspace_id=workspace_id, sha256=manifest).first()
     if found is None:
         raise LookupError(f"manifest {manifest} of workspace {workspace_id} is not stored")
-    return dict(ManifestEntry.objects.filter(manifest=found).values_list("path", "blob_id"))
+    return _entries(found.pk)
 
 
 @transaction.atomic
