@@ -6,11 +6,14 @@ Nothing here runs a turn: :meth:`SessionRunner.submit` queues it and returns, so
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
 from typing import Any
 
+from channels.consumer import get_handler_name
+from channels.db import aclose_old_connections
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
@@ -55,8 +58,38 @@ def utf8_length(text: str) -> int:
     return len(text.encode("utf-8", "surrogatepass"))
 
 
+#: The queued closes of old database connections (:meth:`ChatConsumer.dispatch`), kept
+#: until they have run.
+_closing: set[asyncio.Task[None]] = set()
+
+
+def _closed(task: asyncio.Task[None]) -> None:
+    _closing.discard(task)
+    if not task.cancelled() and task.exception() is not None:
+        logger.error("closing old database connections failed", exc_info=task.exception())
+
+
 class ChatConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
     """Speaks the chat protocol of docs/protocol.md on one socket."""
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        """Handle ``message`` without waiting for the ORM thread.
+
+        Channels closes the ORM thread's old database connections before each message
+        and waits for it: on the one thread that runs every session's ORM work
+        (transcript lines, workspace records), so under load a handshake, a frame or a
+        stop waited behind all of it, for seconds. The close is queued here instead,
+        before anything this message does, and the one thread runs calls in order: it
+        still comes before any ORM call the message leads to.
+        """
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        closing = asyncio.ensure_future(aclose_old_connections())
+        _closing.add(closing)
+        closing.add_done_callback(_closed)
+        await asyncio.sleep(0)  # the close's first step queues it on the ORM thread
+        await handler(message)
 
     async def connect(self) -> None:
         self.runtime: Runtime = get_runtime()

@@ -77,7 +77,8 @@ DATABASES: dict[str, dict[str, Any]] = {
 # request (Django's ThreadSensitiveContext), so a connection kept past the request
 # would be left open on a dead thread, one per request; Django's advice for ASGI is
 # CONN_MAX_AGE=0. Consumers and runners share one ORM thread whose connection
-# Channels closes before each frame it dispatches. There is no pool (psycopg_pool is
+# Channels closes before each frame it dispatches (queued on that thread, not waited
+# for: chat.consumers.ChatConsumer.dispatch). There is no pool (psycopg_pool is
 # not a dependency). CONN_HEALTH_CHECKS only checks connections reused across
 # requests, of which there are none, so it stays off.
 DATABASES["default"].update(CONN_MAX_AGE=0, CONN_HEALTH_CHECKS=False)

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import threading
 
+import django.db
 import pytest
+from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
 
+import chat.consumers
 from chat.consumers import ChatConsumer
 
 pytestmark = [
@@ -182,3 +187,45 @@ async def test_validation_errors_name_long_keys_without_echoing_them(
         socket, json.dumps({"type": "init", "sessionId": "s1", "files": {long_key: 5}})
     )
     assert error["code"] == "INVALID_MESSAGE" and len(error["message"]) <= 500
+
+
+async def test_a_busy_orm_thread_holds_neither_a_handshake_nor_a_frame(monkeypatch) -> None:
+    """Every session's ORM work shares one thread; the socket must not queue behind it,
+    and the close of old connections Channels does before each message still runs there,
+    before the ORM work queued after the message."""
+    release = threading.Event()
+    holding = threading.Event()
+    ran: list[tuple[str, str]] = []  # (what, thread), in the order they ran
+
+    def hold_the_orm_thread() -> None:
+        ran.append(("held", threading.current_thread().name))
+        holding.set()
+        release.wait(10)
+
+    def close_old_connections() -> None:
+        ran.append(("close", threading.current_thread().name))
+        django.db.close_old_connections()
+
+    async def aclose_old_connections() -> None:
+        # Channels' own, but seen: its communicator patches the sync close to a no-op.
+        await sync_to_async(close_old_connections)()
+
+    monkeypatch.setattr(chat.consumers, "aclose_old_connections", aclose_old_connections)
+    held = asyncio.ensure_future(sync_to_async(hold_the_orm_thread)())
+    assert await asyncio.to_thread(holding.wait, 5)
+    communicator = WebsocketCommunicator(ChatConsumer.as_asgi(), "/ws/chat")
+    try:
+        connected, _ = await communicator.connect(timeout=2)
+        assert connected
+        error = await answer(communicator, "not json")
+        assert error["code"] == "INVALID_JSON"
+        assert not held.done()
+    finally:
+        release.set()
+    await held
+    await sync_to_async(lambda: ran.append(("after", threading.current_thread().name)))()
+    await communicator.disconnect()
+
+    # One close before each message (connect, the frame, then the disconnect), in order.
+    assert [what for what, _ in ran] == ["held", "close", "close", "after", "close"]
+    assert len({thread for _, thread in ran}) == 1
