@@ -55,6 +55,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench import idle_memory  # noqa: E402
 from bench.harness import TimedModelServer, live_backend, quantile  # noqa: E402
 from bench.proc_stats import cli_processes, memory  # noqa: E402
 from bench.turn_latency import (  # noqa: E402
@@ -83,16 +84,33 @@ DEFAULTS = {**PRODUCTION, "AGENT_IDLE_SECONDS": "1"}
 RAISED = {
     **PRODUCTION,
     "WORKSPACE_MAX_FILES": "5000",
-    "MAX_LIVE_AGENTS": "32",
-    "MAX_SESSIONS_PER_CLIENT": "64",
-    "MAX_SOCKETS_PER_CLIENT": "64",
+    "MAX_LIVE_AGENTS": "64",
+    "MAX_SESSIONS_PER_CLIENT": "128",
+    "MAX_SOCKETS_PER_CLIENT": "128",
 }
-GROWTH_SIZES = (10, 500, 5000)
+#: Workspaces of the growth rows: (files, bytes a file). 500 files of 40 KiB is the
+#: issue's 20 MB workspace, to set beside one file.
+GROWTH = ((1, FILE_BYTES), (10, FILE_BYTES), (500, 40 * 1024), (5000, FILE_BYTES))
+#: The turns of one conversation whose times are kept: around its 1st (after the turn
+#: that starts the CLI), 10th and 50th message.
+CONVERSATION_AT = {
+    2: "1",
+    3: "1",
+    4: "1",
+    9: "10",
+    10: "10",
+    11: "10",
+    48: "50",
+    49: "50",
+    50: "50",
+}
+IDLE_SESSIONS = 1000
 
 
 @dataclass
 class Row:
-    """One line of the table: a figure's samples (seconds, or bytes when ``unit`` is MiB)."""
+    """One line of the table: a figure's samples (seconds, or bytes when ``unit`` is MiB
+    or KiB)."""
 
     name: str
     samples: list[float]
@@ -100,7 +118,8 @@ class Row:
     note: str = ""
 
     def scaled(self) -> list[float]:
-        return [value * (MS if self.unit == "ms" else 1 / MIB) for value in self.samples]
+        scale = {"ms": MS, "MiB": 1 / MIB, "KiB": 1 / 1024}[self.unit]
+        return [value * scale for value in self.samples]
 
     def summary(self) -> dict[str, Any]:
         values = self.scaled()
@@ -140,9 +159,14 @@ class Results:
         self.notes.extend(f"{series.name}: {note}" for note in series.notes)
 
 
-def workspace_files(count: int) -> dict[str, str]:
-    """``count`` files of 2 KiB, 100 to a folder."""
-    return {f"src/d{n // 100:02}/f{n:04}.txt": f"{n:04}" * (FILE_BYTES // 4) for n in range(count)}
+def workspace_files(count: int, size: int = FILE_BYTES) -> dict[str, str]:
+    """``count`` files of ``size`` bytes, 100 to a folder."""
+    return {f"src/d{n // 100:02}/f{n:04}.txt": f"{n:04}" * (size // 4) for n in range(count)}
+
+
+def growth_label(count: int, size: int) -> str:
+    files = "1 file" if count == 1 else f"{count} files"
+    return files + ("" if size == FILE_BYTES else f" of {size // 1024} KiB")
 
 
 # --- the measurements ---------------------------------------------------------------
@@ -251,23 +275,25 @@ async def growth(
     chats: list[ChatClient] = []
     sdks: list[SdkRunner] = []
     try:
-        for size in GROWTH_SIZES:
-            files = workspace_files(size)
-            session_id = f"bench-growth{size}-{run_id}"
+        for count, size in GROWTH:
+            files = workspace_files(count, size)
+            session_id = f"bench-growth{count}-{size}-{run_id}"
             chats.append(chat := await ChatClient.connect(server.ws_url))
             ready = await chat.init(session_id, files=files)
             if ready["type"] != "ready":
-                raise TurnFailed(f"init of {size} files answered {ready}")
+                raise TurnFailed(f"init of {count} files answered {ready}")
             await backend_turn(chat, session_id, model)  # untimed: it starts the CLI
-            sdks.append(bare := SdkRunner(model, data / f"sdk-growth{size}"))
+            folder = data / f"sdk-growth{count}-{size}"
+            sdks.append(bare := SdkRunner(model, folder))
             for path, text in files.items():  # into the folder start_warm runs the client in
-                target = data / f"sdk-growth{size}" / "warm" / path
+                target = folder / "warm" / path
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_text(text)
             await bare.start_warm()
             turn = functools.partial(backend_turn, chat, session_id, model)
-            pairs.append((Series(f"warm turn, {size} files"), turn))
-            pairs.append((Series(f"SDK client warm, {size} files"), bare.warm_turn))
+            label = growth_label(count, size)
+            pairs.append((Series(f"warm turn, {label}"), turn))
+            pairs.append((Series(f"SDK client warm, {label}"), bare.warm_turn))
         await interleave(rounds, pairs)
     finally:
         for chat in chats:
@@ -275,6 +301,35 @@ async def growth(
         for bare in sdks:
             await bare.close()
     return [one for one, _ in pairs]
+
+
+async def conversation(
+    server: LiveServer, model: TimedModelServer, data: Path, run_id: str
+) -> list[Series]:
+    """One conversation of 50 messages on the backend and on a reused SDK client, turn
+    by turn interleaved; the turns around the 1st, 10th and 50th message are kept."""
+    session_id = f"bench-conversation-{run_id}"
+    chat = await ChatClient.connect(server.ws_url)
+    bare = SdkRunner(model, data / "sdk-conversation")
+    kept: dict[str, Series] = {}
+    try:
+        ready = await chat.init(session_id)
+        if ready["type"] != "ready":
+            raise TurnFailed(f"init answered {ready}")
+        await backend_turn(chat, session_id, model)  # message 1: it starts the CLI
+        await bare.start_warm()
+        for number in range(2, max(CONVERSATION_AT) + 1):
+            ours = await backend_turn(chat, session_id, model)
+            theirs = await bare.warm_turn()
+            at = CONVERSATION_AT.get(number)
+            if at is not None:
+                kept.setdefault(f"b{at}", Series(f"warm turn at message {at}")).samples.append(ours)
+                sdk = kept.setdefault(f"s{at}", Series(f"SDK client warm at message {at}"))
+                sdk.samples.append(theirs)
+    finally:
+        await chat.close()
+        await bare.close()
+    return list(kept.values())
 
 
 def memory_rows(results: Results, server: LiveServer, label: str, clis: bool = True) -> None:
@@ -351,17 +406,34 @@ async def on_raised(
     model: TimedModelServer,
     data: Path,
     rounds: int,
-    burst_25: bool,
+    bursts: tuple[int, ...],
 ) -> None:
     run_id = uuid.uuid4().hex[:8]
     name = f"bench-init5000-{run_id}"
     results.add("init 5000 files -> ready (raised)", await inits(server, name, 5000, 3))
     for one in await growth(server, model, data, run_id, rounds):
         results.turns(one)
-    if burst_25:
-        at_once, refused = await burst(server, model, f"bench-burst-{run_id}", 25)
-        results.turns(at_once, note=f"{refused} refused (MAX_LIVE_AGENTS=32)")
-    memory_rows(results, server, "raised, at the end")
+    for one in await conversation(server, model, data, run_id):
+        results.turns(one)
+    for count in bursts:
+        at_once, refused = await burst(server, model, f"bench-burst{count}-{run_id}", count)
+        results.turns(
+            at_once, note=f"{refused} refused (MAX_LIVE_AGENTS={RAISED['MAX_LIVE_AGENTS']})"
+        )
+        memory_rows(results, server, f"raised, after {count} at once")
+
+
+async def idle(results: Results, model: TimedModelServer, data: Path, sessions: int) -> None:
+    """Server memory per idle session (no CLI, socket open): :mod:`bench.idle_memory`."""
+    found = await idle_memory.measure(data / "idle", model.url, sessions, files=False)
+    kept = found["socketsKept"]
+    results.add(
+        f"server RSS per idle session ({sessions}, socket open)",
+        [kept["perSessionKiB"]["rss"] * 1024],
+        unit="KiB",
+        note=f"server RSS {found['before']['rss']:.0f} -> {found['after']['rss']:.0f} MiB; "
+        f"{kept['serverCpuMsPerInit']:.0f} ms of server CPU per init",
+    )
 
 
 def machine() -> dict[str, Any]:
@@ -413,7 +485,7 @@ def report(results: Results, before: dict[str, Any], after: dict[str, Any], wall
     print(f"wall time {wall:.0f} s")
 
 
-async def run(data: Path, rounds: int, burst_25: bool) -> Results:
+async def run(data: Path, rounds: int, bursts: tuple[int, ...], idle_sessions: int) -> Results:
     results = Results()
     with TimedModelServer(script=SCRIPT) as model:
         start = time.perf_counter()
@@ -421,7 +493,9 @@ async def run(data: Path, rounds: int, burst_25: bool) -> Results:
             results.add("server start (spawn to /health)", [time.perf_counter() - start])
             await on_defaults(results, server, model, data, rounds)
         with live_backend(data / "raised", model.url, **RAISED) as server:
-            await on_raised(results, server, model, data, rounds, burst_25)
+            await on_raised(results, server, model, data, rounds, bursts)
+        if idle_sessions:
+            await idle(results, model, data, idle_sessions)
     return results
 
 
@@ -429,14 +503,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--rounds", type=int, default=5, help="samples per turn series")
     parser.add_argument("--json", type=Path, default=DEFAULT_JSON, help="where the JSON goes")
-    parser.add_argument("--no-burst-25", action="store_true", help="skip the 25 sessions")
+    parser.add_argument(
+        "--bursts", default="25,50", help="sessions at once on the raised server ('' for none)"
+    )
+    parser.add_argument(
+        "--idle-sessions", type=int, default=IDLE_SESSIONS, help="idle sessions (0: skip)"
+    )
     args = parser.parse_args()
     if args.rounds < 1:
         parser.error("--rounds must be at least 1")
 
     before, began = machine(), time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="bench-suite-", ignore_cleanup_errors=True) as tmp:
-        results = asyncio.run(run(Path(tmp), args.rounds, not args.no_burst_25))
+        bursts = tuple(int(n) for n in args.bursts.split(",") if n)
+        results = asyncio.run(run(Path(tmp), args.rounds, bursts, args.idle_sessions))
     wall, after = time.perf_counter() - began, machine()
     report(results, before, after, wall)
     args.json.parent.mkdir(parents=True, exist_ok=True)
