@@ -15,12 +15,16 @@ one after the other:
   first message at once; the server's RSS; then a restart (SIGTERM to ``/health``)
   and the first message of sessions that had a turn before it (their CLI resumes the
   stored conversation).
-- **raised** (``WORKSPACE_MAX_FILES=5000``, ``MAX_LIVE_AGENTS=32``, the per-address
-  limits at 64 since every socket comes from 127.0.0.1, ``AGENT_IDLE_SECONDS`` at its
+- **raised** (``WORKSPACE_MAX_FILES=5000``, ``MAX_LIVE_AGENTS=64``, the per-address
+  limits at 128 since every socket comes from 127.0.0.1, ``AGENT_IDLE_SECONDS`` at its
   default so CLIs stay): ``init`` of 5,000 files; warm ``write_app`` turns on
-  workspaces of 10, 500 and 5,000 files, each beside a reused SDK client in a folder of
-  the same files; 25 new sessions at once; at the end, the server's RSS and each live
-  CLI's RSS and PSS (``/proc/<pid>/smaps_rollup``, :mod:`bench.proc_stats`).
+  workspaces of 1, 10 and 5,000 files of 2 KiB and 500 files of 40 KiB (20 MB), each
+  beside a reused SDK client in a folder of the same files; one conversation of 50
+  messages beside a reused SDK client, the turns around its 1st, 10th and 50th message;
+  25 and 50 new sessions at once (``--bursts``), and after each the server's RSS and
+  each live CLI's RSS and PSS (``/proc/<pid>/smaps_rollup``, :mod:`bench.proc_stats`).
+- **idle** (:mod:`bench.idle_memory`, a server of its own): the server's RSS per idle
+  session, 1,000 sessions (``--idle-sessions``) opened with no file, sockets kept open.
 
 Turn times run from sending the message: to the first ``stream`` frame (the SDK's first
 text delta) and to ``complete`` (its ``ResultMessage``); beside them, when the turn's
@@ -29,7 +33,8 @@ are compared run interleaved, so drift on the machine hits both alike. Files are
 each. It prints one table (p50 and p95, and how many samples) and writes it as JSON
 with the raw samples and the machine's state; it asserts nothing. Run it by hand::
 
-    .venv/bin/python bench/suite.py [--rounds N] [--json PATH] [--no-burst-25]
+    .venv/bin/python bench/suite.py [--rounds N] [--json PATH] [--bursts 25,50]
+        [--idle-sessions 1000]
 """
 
 from __future__ import annotations
