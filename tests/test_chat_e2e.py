@@ -6,6 +6,7 @@ import asyncio
 import os
 import signal
 import time
+from pathlib import Path
 
 import pytest
 
@@ -97,17 +98,34 @@ async def test_the_budget_holds_per_turn_on_a_warm_session(
     chat: ChatClient, session_id: str, own_server
 ) -> None:
     """CLAUDE_MAX_BUDGET_USD of 1.5 echo turns: a warm CLI would refuse the second turn
-    (its budget counts both); the server gives it a fresh CLI instead."""
+    (its budget counts both); the server gives it a fresh CLI instead, started as soon
+    as the turn that spent over half of it ends, so the next message finds it warm."""
     await chat.init(session_id)
     cost = (await chat.message(session_id, "[script:echo]"))[-1]["costUsd"]
     server = own_server(CLAUDE_MAX_BUDGET_USD=str(1.5 * cost))
+    budget_session = f"budget-{session_id}"
     with server:
         on_budget = await ChatClient.connect(server.ws_url)
-        await on_budget.init("budget1")
-        ends = [(await on_budget.message("budget1", "[script:echo]"))[-1] for _ in range(3)]
+        await on_budget.init(budget_session)
+        ends, clis = [], [await one_cli(budget_session)]  # the CLI started at init
+        for _ in range(3):
+            ends.append((await on_budget.message(budget_session, "[script:echo]"))[-1])
+            clis.append(await one_cli(budget_session, other_than=clis[-1]))
         await on_budget.close()
 
     assert [end["type"] for end in ends] == ["complete"] * 3, ends[-1]
+    assert len(set(clis)) == 4  # a new CLI after each turn, running before the next message
+
+
+async def one_cli(marker: str, *, other_than: int | None = None, timeout: float = 20.0) -> int:
+    """The pid of the one CLI of ``marker`` once it is not ``other_than``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        pids = claude_processes(marker)
+        if len(pids) == 1 and pids[0] != other_than:
+            return pids[0]
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"no new CLI of {marker}: {claude_processes(marker)}")
 
 
 async def test_second_message_while_busy_gets_session_busy(
@@ -264,6 +282,28 @@ async def test_the_first_message_after_think_time_uses_the_cli_started_at_init(
     assert len(before) == 1  # running before the message was sent
     assert after == before  # and the message's turn used it
     assert frames[0]["type"] == "stream" and frames[-1]["type"] == "complete"
+
+
+def _nice(pid: int) -> int:
+    """The nice value of ``pid`` (field 19 of ``/proc/<pid>/stat``)."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return int(stat[stat.rindex(")") + 2 :].split()[16])
+
+
+async def test_the_cli_yields_the_cpu_to_the_server(
+    chat: ChatClient, backend: LiveServer, session_id: str
+) -> None:
+    """The CLI runs at nice 10 above the server, and so does its scheduler group where
+    the kernel groups by session (the CLI has a session of its own)."""
+    await chat.init(session_id)
+    frames = await chat.message(session_id, "hello [script:echo]")
+    (cli,) = claude_processes(session_id)
+
+    assert frames[-1]["type"] == "complete"
+    assert backend.process is not None
+    assert _nice(cli) == min(19, _nice(backend.process.pid) + 10)
+    if Path("/proc/sys/kernel/sched_autogroup_enabled").read_text().strip() == "1":
+        assert Path(f"/proc/{cli}/autogroup").read_text().split()[-2:] == ["nice", "10"]
 
 
 async def test_idle_cli_is_closed_and_the_next_message_resumes(

@@ -501,7 +501,6 @@ class SessionRunner:
         terminal: ServerFrame
         turn.translator = TurnTranslator(workspace=PurePosixPath(self.workspace))
         try:
-            await self._renew_budget()
             await workspaces.ensure_current(session_id=self.session_id, expect_writes=True)
             before = await workspaces.snapshot(session_id=self.session_id)
             # Keeping the undo state is off the path to the first streamed text: it runs
@@ -528,6 +527,7 @@ class SessionRunner:
         if not isinstance(terminal, CompleteFrame):  # complete recorded its own snapshot
             await self._record_files()
         await self._finish(turn, terminal)
+        await self._renew_budget()
 
     async def _record_files(self) -> None:
         """Record what the agent wrote in a turn that ended without ``complete``.
@@ -665,18 +665,20 @@ class SessionRunner:
         )
 
     async def _renew_budget(self) -> None:
-        """Start the next turn on a fresh CLI when this one has spent over half of
-        ``CLAUDE_MAX_BUDGET_USD``.
+        """After a turn, replace a CLI that has spent over half of ``CLAUDE_MAX_BUDGET_USD``.
 
         The CLI enforces its budget on all it has spent since it started, not per turn:
         a warm CLI would refuse a turn once its earlier turns used the budget up. So
-        each turn is left at least half of it (and at most all); the new CLI resumes
-        the conversation.
+        each turn is left at least half of it (and at most all). The new CLI resumes
+        the conversation and is started now, as a warm-up (:meth:`_warm_up`), while
+        the user reads the answer: started by the next turn, it cost that turn a CLI
+        start and a resume (about 0.6 s here).
         """
         budget = settings.CLAUDE_MAX_BUDGET_USD
         if budget and self._agent is not None and self._agent.spent_usd > budget / 2:
             logger.info("renewing the agent's budget", extra={"sessionId": self.session_id})
             await self.close_agent()
+            await self._warm_up()
 
     def turn_cost(self, total_usd: float) -> float:
         """The turn's own cost (see :meth:`AgentProcess.turn_cost`)."""
