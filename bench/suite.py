@@ -12,9 +12,9 @@ one after the other:
   session's first message (its CLI starts then) with no think time and with 1 s after
   ``ready``, beside ``query()`` on the bare SDK; a warm turn beside a reused
   ``ClaudeSDKClient``; ``stop`` to its terminal frame; 10 new sessions sending their
-  first message at once; the server's RSS; then a restart (SIGTERM to ``/health``)
-  and the first message of sessions that had a turn before it (their CLI resumes the
-  stored conversation).
+  first message at once, right after their ``ready`` and 1 s after it; the server's
+  RSS; then a restart (SIGTERM to ``/health``) and the first message of sessions that
+  had a turn before it (their CLI resumes the stored conversation).
 - **raised** (``WORKSPACE_MAX_FILES=5000``, ``MAX_LIVE_AGENTS=64``, the per-address
   limits at 128 since every socket comes from 127.0.0.1, ``AGENT_IDLE_SECONDS`` at its
   default so CLIs stay): ``init`` of 5,000 files; warm ``write_app`` turns on
@@ -222,20 +222,23 @@ async def stops(chat: ChatClient, session_id: str, rounds: int) -> list[float]:
 
 
 async def burst(
-    server: LiveServer, model: TimedModelServer, name: str, count: int
+    server: LiveServer, model: TimedModelServer, name: str, count: int, think: float = 0.0
 ) -> tuple[Series, int]:
-    """``count`` new sessions, each ``ready``, send their first message at once.
+    """``count`` new sessions, each ``ready``, send their first message at once
+    (``think`` seconds after the last ``ready``).
 
     Returns the turns that ran and how many were refused (``SERVER_BUSY``).
     """
     session_ids = [f"{name}-{n}" for n in range(count)]
     chats = [await ChatClient.connect(server.ws_url) for _ in session_ids]
-    series, refused = Series(f"{count} first messages at once"), 0
+    label = f"{count} first messages at once" + (f", {think:.0f} s after ready" if think else "")
+    series, refused = Series(label), 0
     try:
         for chat, session_id in zip(chats, session_ids, strict=True):
             ready = await chat.init(session_id)
             if ready["type"] != "ready":
                 raise TurnFailed(f"init answered {ready}")
+        await asyncio.sleep(think)
         outcomes = await asyncio.gather(
             *(backend_turn(chat, sid, model) for chat, sid in zip(chats, session_ids, strict=True)),
             return_exceptions=True,
@@ -395,6 +398,10 @@ async def on_defaults(
     results.add("stop -> terminal frame (long_text, warm)", stopped)
 
     at_once, refused = await burst(server, model, f"bench-burst-{run_id}", 10)
+    results.turns(at_once, note=f"{refused} refused")
+    await asyncio.sleep(2 * float(DEFAULTS["AGENT_IDLE_SECONDS"]))  # their CLIs leave
+    name = f"bench-burst-think-{run_id}"
+    at_once, refused = await burst(server, model, name, 10, think=THINK_SECONDS)
     results.turns(at_once, note=f"{refused} refused")
     # Its CLIs are leaving (AGENT_IDLE_SECONDS=1): the CLI figures come from the raised server.
     memory_rows(results, server, "defaults, after the burst", clis=False)
