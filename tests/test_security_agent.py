@@ -321,6 +321,8 @@ async def test_cli_environment_holds_only_the_allowed_variables(
     assert set(environ) <= allowed
     assert "LEAKCANARY" not in json.dumps(environ)
     assert environ["ANTHROPIC_API_KEY"] == "sk-ant-test-security-dummy"
+    # The memory setting gets past the launcher's filter.
+    assert environ["CLAUDE_CODE_JIT_POLICY_AFTER_STARTUP"] == agent_options.CLI_JIT_POLICY
     assert os.environ["DATABASE_PASSWORD"] == "db-LEAKCANARY"
 
 
