@@ -25,7 +25,7 @@ from functools import wraps
 from typing import ParamSpec, TypeVar
 
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Count, Exists, OuterRef, QuerySet, Sum
+from django.db.models import Count, Exists, F, OuterRef, QuerySet, Sum
 
 from workspaces import fencing
 from workspaces.models import Blob, Manifest, ManifestEntry, StoredWorkspace, UndoState
@@ -253,6 +253,21 @@ def current_listing(session_id: str) -> tuple[Current, Listing] | None:
     if state is None:
         return None
     return state, _listing(state.workspace, state.manifest)
+
+
+def current_sizes(session_ids: Collection[str]) -> dict[str, tuple[int, int]]:
+    """Files and bytes of each session's current files, for those the database holds."""
+    rows = (
+        ManifestEntry.objects.filter(
+            manifest__workspace__session_id__in=list(session_ids),
+            manifest__sha256=F("manifest__workspace__current"),
+        )
+        .values("manifest__workspace__session_id")
+        .annotate(files=Count("pk"), bytes=Sum("blob__size"))
+    )
+    return {
+        row["manifest__workspace__session_id"]: (row["files"], row["bytes"] or 0) for row in rows
+    }
 
 
 def blob_contents(hashes: Iterable[str]) -> dict[str, bytes]:
