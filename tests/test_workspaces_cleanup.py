@@ -16,6 +16,7 @@ from django.core.management import CommandError, call_command
 from tests.support.deep_trees import deep_tree
 from workspaces import cleanup as workspace_cleanup
 from workspaces import leases, services, stamps, storage, undo_states
+from workspaces.management.commands import cleanup_workspaces as cleanup_command
 from workspaces.models import Blob
 from workspaces.snapshots import FileState
 
@@ -65,6 +66,16 @@ def test_old_workspace_is_removed_and_fresh_one_kept(root):
     assert "removed old (8 bytes" in output
     assert "fresh" not in output
     assert output.endswith("freed 8 bytes\n" + NO_BLOBS)
+
+
+def test_a_long_run_says_how_far_it_got(root, monkeypatch):
+    for number in range(3):
+        make_workspace(root, f"w{number}", age_hours=1, files={"a.txt": "x"})
+    monkeypatch.setattr(cleanup_command, "PROGRESS_SECONDS", 0.0)  # every step is "long"
+    progress = [line for line in cleanup().splitlines() if "copies inspected" in line]
+    assert progress == ["copies inspected: 1 of 3", "copies inspected: 2 of 3"]
+    monkeypatch.setattr(cleanup_command, "PROGRESS_SECONDS", 3600.0)
+    assert "inspected" not in cleanup()  # a short run prints no progress
 
 
 def test_newest_file_decides_not_the_oldest(root):

@@ -4,7 +4,9 @@ holds."""
 
 from __future__ import annotations
 
+import time
 from argparse import ArgumentParser
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -13,6 +15,24 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
 from workspaces import cleanup, expiry
+
+#: A long run says how far it got at most this often (seconds), on stdout.
+PROGRESS_SECONDS = 10.0
+
+
+class Progress:
+    """Writes ``<what>: <done> of <total>`` now and then while a long loop runs."""
+
+    def __init__(self, write: Callable[[str], None], what: str, total: int) -> None:
+        self._write, self._what, self._total = write, what, total
+        self._last = time.monotonic()
+
+    def step(self, done: int) -> None:
+        """``done`` items are handled; say so if the last word is old enough."""
+        now = time.monotonic()
+        if now - self._last >= PROGRESS_SECONDS and 0 < done < self._total:
+            self._write(f"{self._what}: {done} of {self._total}")
+            self._last = now
 
 
 class Command(BaseCommand):
@@ -93,7 +113,9 @@ class Command(BaseCommand):
         verb = "would expire" if dry_run else "expired"
         failed: list[str] = []
         count = 0
-        for session in found:
+        progress = Progress(self.stdout.write, "sessions checked", len(found))
+        for done, session in enumerate(found):
+            progress.step(done)
             try:
                 if not dry_run and not expiry.expire(session_id=session.session_id, before=before):
                     continue
@@ -123,7 +145,10 @@ class Command(BaseCommand):
         action = "inspect" if dry_run else "remove"
         freed = 0
         failed: list[str] = []
-        for session_id in cleanup.session_ids():
+        copies = cleanup.session_ids()
+        progress = Progress(self.stdout.write, "copies inspected", len(copies))
+        for done, session_id in enumerate(copies):
+            progress.step(done)
             if session_id in skip:
                 continue
             try:
