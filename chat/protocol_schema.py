@@ -132,22 +132,26 @@ def asyncapi() -> dict[str, Any]:
             }
         },
         "operations": {
-            "receiveClientFrames": {
-                "action": "receive",
-                "summary": "Frames the browser sends: init, message, stop, undo.",
-                "channel": {"$ref": "#/channels/chat"},
-                "messages": [
-                    {"$ref": f"#/channels/chat/messages/{name}"} for name in by_direction["client"]
-                ],
-            },
-            "sendServerFrames": {
-                "action": "send",
-                "summary": "Frames the server sends: ready, events of a turn, its end, errors.",
-                "channel": {"$ref": "#/channels/chat"},
-                "messages": [
-                    {"$ref": f"#/channels/chat/messages/{name}"} for name in by_direction["server"]
-                ],
-            },
+            "receiveClientFrames": _operation(
+                "receive",
+                "Frames the browser sends: init, message, stop, undo.",
+                by_direction["client"],
+            ),
+            "sendServerFrames": _operation(
+                "send",
+                "Frames the server sends: ready, events of a turn, its end, errors.",
+                by_direction["server"],
+            ),
         },
         "components": {"messages": messages, "schemas": schemas},
+    }
+
+
+def _operation(action: str, summary: str, names: list[str]) -> dict[str, Any]:
+    """An AsyncAPI operation of the chat channel over the messages ``names``."""
+    return {
+        "action": action,
+        "summary": summary,
+        "channel": {"$ref": "#/channels/chat"},
+        "messages": [{"$ref": f"#/channels/chat/messages/{name}"} for name in names],
     }
