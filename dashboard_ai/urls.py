@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from django.urls import path
 
-from chat.api import health, sessions
+from chat.api import client_library, health, sessions
 
 urlpatterns = [
     path("health", health.health, name="health"),
+    *(
+        path(f"client/{name}", client_library.client_file, {"name": name}, name=name)
+        for name in client_library.CLIENT_FILES
+    ),
     path("api/sessions/<str:session_id>", sessions.session, name="api-session"),
     path(
         "api/sessions/<str:session_id>/messages",
