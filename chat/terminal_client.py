@@ -179,9 +179,12 @@ async def _next_frame(ws: ClientConnection) -> dict[str, Any]:
     except ConnectionClosed as exc:
         code = exc.rcvd.code if exc.rcvd else 1006
         raise TurnFailed(f"the server closed the connection (close code {code})") from None
-    frame = json.loads(raw)
+    try:
+        frame = json.loads(raw)
+    except ValueError:
+        frame = None
     if not isinstance(frame, dict):
-        raise TurnFailed(f"the server sent a frame that is not an object: {raw!r:.200}")
+        raise TurnFailed(f"the server sent a frame that is not a JSON object: {raw!r:.200}")
     return frame
 
 

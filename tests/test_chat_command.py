@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from django.core.management import CommandError, call_command
 
 from chat.terminal_client import UnsafePath, checked_path, folder_files, write_changes
 from scripted_model.scripts import APP_TSX
@@ -221,3 +222,8 @@ def test_files_go_out_as_text_or_base64_and_come_back_as_bytes(tmp_path: Path) -
     assert (out / "a.txt").read_text() == "caf\u00e9\n"
     assert (out / "img/logo.png").read_bytes() == PNG
     assert not (out / "gone/old.txt").exists()
+
+
+def test_files_that_are_not_a_folder_are_refused_before_connecting(tmp_path: Path) -> None:
+    with pytest.raises(CommandError, match="is not a folder"):
+        call_command("chat", "hello", session="s1", files=tmp_path / "missing")

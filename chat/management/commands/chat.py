@@ -58,20 +58,29 @@ class Command(BaseCommand):
         out: Path = options["out"] or source or Path(f"dashboard-ai-{session_id}")
         token: str = settings.CHAT_AUTH_TOKEN if options["token"] is None else options["token"]
         try:
+            files = folder_files(source) if source is not None else None
+        except OSError as exc:
+            raise CommandError(f"cannot read --files {source}: {exc}") from None
+        try:
             complete = asyncio.run(
                 self._turn(
                     url=options["url"],
                     token=token,
                     session_id=session_id,
                     message=options["message"],
-                    files=folder_files(source) if source is not None else None,
+                    files=files,
                 )
             )
-            write_changes(out, complete["files"], complete["deleted"])
-        except (TurnFailed, UnsafePath) as exc:
+        except TurnFailed as exc:
             raise CommandError(str(exc)) from None
         except asyncio.CancelledError:
             raise CommandError("interrupted; the turn's end was not awaited") from None
+        try:
+            write_changes(out, complete["files"], complete["deleted"])
+        except (UnsafePath, OSError) as exc:
+            raise CommandError(
+                f"the turn completed but its files were not written: {exc}"
+            ) from None
         for path in complete["files"]:
             self.stdout.write(f"wrote {out / path}")
         for path in complete["deleted"]:
