@@ -18,8 +18,12 @@ const EVENT_TYPES = new Set([
   "undone",
 ]);
 
-/** Close codes after which reconnecting cannot help (docs/protocol.md, "Close codes"). */
-const FINAL_CLOSE_CODES = new Set([1000, 4401]);
+/**
+ * Close codes after which reconnecting cannot help (docs/protocol.md, "Close codes"): a wrong
+ * token. Any other close not asked for by `close()` is a drop, 1000 too (the server never sends
+ * it; a socket closed from this side reports it).
+ */
+const FINAL_CLOSE_CODES = new Set([4401]);
 
 /** Characters a subprotocol may hold (an RFC 7230 token); other tokens go in `?token=`. */
 const SUBPROTOCOL_TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;

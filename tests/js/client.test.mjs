@@ -326,3 +326,15 @@ test("a turn's error is delivered once, also when a resend brings the stored cop
   assert.deepEqual(of("error").map((event) => event.code), ["MODEL_UNAVAILABLE"]);
   client.close();
 });
+
+test("a close the app did not ask for is a drop, whatever its code", async () => {
+  const { network, client } = setUp();
+  for (const [index, code] of [1000, 4008, 4013, 1006].entries()) {
+    const socket = await network.socket(index);
+    socket.open();
+    socket.frame(ready(0));
+    socket.drop(code);
+  }
+  await network.socket(4);
+  client.close();
+});
