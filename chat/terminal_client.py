@@ -106,21 +106,18 @@ def write_changes(out: Path, files: Mapping[str, Any], deleted: Iterable[str]) -
 
 
 class TurnPrinter:
-    """What a person reads of a turn: text as it streams, a line per tool, status and
-    error, each line after the first text with the seconds since the message was sent."""
+    """What a person reads of a turn: text as it streams, and a line per tool, status,
+    error and the end, each with the seconds since the message was sent."""
 
     def __init__(self, write: Callable[[str], None]) -> None:
         self._write = write
         self._started = time.monotonic()
         self._mid_line = False
 
-    def elapsed(self) -> float:
-        """Seconds since the printer was made (the message was sent)."""
-        return time.monotonic() - self._started
-
     def line(self, text: str) -> None:
         """``text`` on a line of its own, after any text streamed so far."""
-        self._write(("\n" if self._mid_line else "") + f"[{self.elapsed():.1f}s] {text}\n")
+        elapsed = time.monotonic() - self._started
+        self._write(("\n" if self._mid_line else "") + f"[{elapsed:.1f}s] {text}\n")
         self._mid_line = False
 
     def show(self, frame: Mapping[str, Any]) -> None:
