@@ -67,7 +67,7 @@ export class DashboardAIClient {
     this._listeners = new Map();
     this._hashes = new Map(); // path -> SHA-256 of the server's version (the base of an edit)
     this._pending = new Map(); // path -> content edited by the app, not yet sent
-    this._outbox = new Map(); // clientMessageId -> {frame, seqAtSend}: no terminal seen yet
+    this._outbox = new Map(); // clientMessageId -> message frame whose terminal is not in yet
     this._finished = []; // clientMessageIds whose terminal frame was delivered
     this._lastSeq = null; // highest event seq delivered; null before the first ready
     this._ready = false;
@@ -124,7 +124,7 @@ export class DashboardAIClient {
       for (const path of paths) if (this._hashes.has(path)) base[path] = this._hashes.get(path);
       if (Object.keys(base).length) frame.baseHashes = base;
     }
-    this._outbox.set(id, { frame, seqAtSend: this._lastSeq ?? 0 });
+    this._outbox.set(id, frame);
     if (this._ready) this._write(frame);
     return id;
   }
@@ -195,7 +195,9 @@ export class DashboardAIClient {
     this._setState(ConnectionState.CONNECTING, { attempt: this._attempt });
     const socket = new this._WebSocket(url, protocols);
     this._socket = socket;
-    socket.onopen = () => this._sendInit(this._lastSeq);
+    socket.onopen = () => {
+      if (socket === this._socket) this._sendInit(this._lastSeq);
+    };
     socket.onmessage = (message) => {
       if (socket === this._socket) this._receive(JSON.parse(message.data));
     };
@@ -279,7 +281,7 @@ export class DashboardAIClient {
       this._emit({ type: "resync", sessionId: this.sessionId, seq: frame.seq, files: frame.files,
         contents: frame.contents, hashes: frame.hashes });
     }
-    for (const { frame: message } of this._outbox.values()) this._write(message);
+    for (const message of this._outbox.values()) this._write(message);
   }
 
   /** Keeps the base hashes and the outbox in step with an event about to be delivered. */
@@ -295,13 +297,13 @@ export class DashboardAIClient {
     }
     const id = frame.clientMessageId;
     if ((frame.type !== "complete" && frame.type !== "error") || id === undefined) return;
-    const entry = this._outbox.get(id);
+    const sent = this._outbox.get(id);
     this._outbox.delete(id);
     // A turn's terminal error advances seq; an error with an old one refused the message
     // before its files were written, so they are the app's unsent edits again.
     const synced = frame.type === "complete" || isNew;
-    if (entry && entry.frame.files) {
-      for (const [path, content] of Object.entries(entry.frame.files)) {
+    if (sent && sent.files) {
+      for (const [path, content] of Object.entries(sent.files)) {
         if (synced) this._hashes.set(path, sha256Hex(contentBytes(content)));
         else if (!this._pending.has(path)) this._pending.set(path, content);
       }
