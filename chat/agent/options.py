@@ -44,15 +44,16 @@ CLI_ENV_KEEP = (
 # The bundled CLI starts with its JavaScript JIT reluctant (tier-up thresholds scaled up,
 # baked into the executable) and sets the normal policy (1) 10 s after it starts; from
 # then on every function run often enough is compiled and keeps its machine code (10.5
-# MiB of JIT code per CLI after a few turns, against 0.3 MiB with this) and metadata.
-# This variable is the scale it sets instead (an integer 1 to 100; any other value is
-# ignored and 1 used). bench/cli_memory.py, 4 live CLIs with warm turns and a
-# 3,000-delta turn each after their first 10 s, two runs, load 2 to 20: private memory
-# per CLI 125-133 MiB -> 112-113 MiB, RSS 215-222 -> 200 MiB; the CLI's CPU per warm
-# turn 223-235 ms -> 165-200 ms, per 3,000-delta turn 70 -> 65-85 ms (not slower).
-# 3 and 100 save about as much as 10; the JIT off (BUN_JSC_useJIT=0) saves 35 MiB but
-# takes 50 % more CPU per turn (warm 217 -> 327 ms).
-CLI_JIT_POLICY = "10"
+# MiB of JIT code per CLI after a few turns) and metadata. This variable is the scale it
+# sets instead (an integer 1 to 100; any other value is ignored and 1 used).
+# bench/cli_memory.py (4 live CLIs, each 11 s old or more, after warm turns and one
+# 3,000-delta turn; load 2 to 7): private memory per CLI 138-140 MiB -> 117-119 MiB, RSS
+# 229-230 -> 204-207 MiB. The CLI's CPU per warm turn 148-179 ms -> 149-182 ms, per
+# long_text turn (200 deltas over 4 s) 290 -> 250 ms, start unchanged (the scale
+# applies from 10 s on); only an unpaced 3,000-delta turn takes more, 460-520 ms of CPU
+# -> 540-615 ms (wall 0.8-1.1 s -> 1.3-1.5 s), far faster than a model streams. Scale 10
+# saves 20 MiB only on a CLI that ran light turns, 0 to 6 MiB after that 3,000-delta turn.
+CLI_JIT_POLICY = "100"
 
 # The CLI's own wall behind our gate: file tools confined to the working directory,
 # and a deny (not a prompt nobody answers) for anything else.
