@@ -3,7 +3,8 @@
 In-process, on a throwaway database (SQLite by default, or ``--database-url``) and a
 temporary ``WORKSPACE_ROOT``: for workspaces of several sizes, it syncs the files in,
 then plays ``--turns`` turns the way the session runner does them, minus the agent:
-``ensure_current(expect_writes=True)``, the snapshot before, ``save_state``, one file
+``snapshot_for_turn`` (``ensure_current(expect_writes=True)`` and the snapshot before:
+"current+before"), ``save_state``, one file
 rewritten on disk (what the agent's ``Write`` does), the snapshot after and
 ``record_current``. Each step is timed, the snapshots too; "turn total" is their sum,
 what the workspace adds to a turn. Statements are counted on the ORM's thread, rows
@@ -85,8 +86,7 @@ async def bench(turns: int, sizes: tuple[int, ...], file_bytes: int) -> None:
         timings: dict[str, list[float]] = {
             step: []
             for step in (
-                "ensure_current",
-                "snapshot before",
+                "current+before",
                 "save_state",
                 "snapshot after",
                 "record",
@@ -99,11 +99,8 @@ async def bench(turns: int, sizes: tuple[int, ...], file_bytes: int) -> None:
             before_rows = await count_rows()
             statements.take()
             started = time.perf_counter()
-            await services.ensure_current(session_id=session, expect_writes=True)
-            timings["ensure_current"].append(time.perf_counter() - started)
-            started = time.perf_counter()
-            before = await services.snapshot(session_id=session)
-            timings["snapshot before"].append(time.perf_counter() - started)
+            before = await services.snapshot_for_turn(session_id=session)
+            timings["current+before"].append(time.perf_counter() - started)
             started = time.perf_counter()
             await undo_states.save_state(session_id=session, state_id=f"t{number}", files=before)
             timings["save_state"].append(time.perf_counter() - started)

@@ -139,3 +139,27 @@ def test_the_index_keeps_only_the_most_recent_workspaces(tmp_path):
         index.store(tmp_path / f"w{number}", {"f": entry})
     assert index.entries(tmp_path / "w0") == {}
     assert index.entries(tmp_path / f"w{stat_index.WORKSPACES}") == {"f": entry}
+
+
+async def test_the_snapshot_before_a_turn_is_the_last_one_recorded_while_nothing_changed(
+    root, monkeypatch
+):
+    await services.sync_in(session_id="s", files={"a.txt": "alpha"})
+    await services.ensure_current(session_id="s", expect_writes=True)
+    (root / "s" / "b.txt").write_bytes(b"beta")  # the agent's turn
+    after = await services.snapshot(session_id="s")
+    await services.record_current(session_id="s", files=after)
+    walks = []
+    real_walk = services._snapshot_blocking
+    monkeypatch.setattr(services, "_snapshot_blocking", lambda *a: walks.append(a) or real_walk(*a))
+
+    before = await services.snapshot_for_turn(session_id="s")
+    assert before == after and not walks  # not walked
+    assert unread(before) == set(before)  # and holds no bytes
+    assert await asyncio.to_thread(before.content, "b.txt") == b"beta"
+
+    await services.sync_in(session_id="s", files={"a.txt": "changed"})
+    walks.clear()
+    before = await services.snapshot_for_turn(session_id="s")
+    assert len(walks) == 1  # a change since: walked
+    assert before["a.txt"] == FileState.of(b"changed")

@@ -63,6 +63,13 @@ class Snapshot(dict[str, FileState]):
             raise SnapshotOutOfDate(path)
         return data
 
+    def without_bytes(self) -> Snapshot:
+        """The same snapshot holding no bytes (each read on demand, and checked)."""
+        return Snapshot(
+            {path: FileState(state.sha256, state.size) for path, state in self.items()},
+            read=self._read,
+        )
+
 
 class SnapshotContents(Mapping[str, bytes]):
     """A snapshot's contents by SHA-256, each read only when asked for."""

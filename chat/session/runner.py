@@ -501,8 +501,7 @@ class SessionRunner:
         terminal: ServerFrame
         turn.translator = TurnTranslator(workspace=PurePosixPath(self.workspace))
         try:
-            await workspaces.ensure_current(session_id=self.session_id, expect_writes=True)
-            before = await workspaces.snapshot(session_id=self.session_id)
+            before = await workspaces.snapshot_for_turn(session_id=self.session_id)
             # Keeping the undo state is off the path to the first streamed text: it runs
             # beside the turn and only has to be done before the turn is recorded.
             keeping = asyncio.create_task(self._keep_state(turn, before))
