@@ -21,8 +21,12 @@ one after the other:
   workspaces of 1, 10 and 5,000 files of 2 KiB and 500 files of 40 KiB (20 MB), each
   beside a reused SDK client in a folder of the same files; one conversation of 50
   messages beside a reused SDK client, the turns around its 1st, 10th and 50th message;
-  25 and 50 new sessions at once (``--bursts``), and after each the server's RSS and
-  each live CLI's RSS and PSS (``/proc/<pid>/smaps_rollup``, :mod:`bench.proc_stats`).
+  25 new sessions sending their first message at once (``--bursts``); 10, 25 and 50
+  sessions streaming at once (``--streams``, :func:`bench.throughput.flood_round`: each
+  warmed by a small turn, then 300 deltas 10 ms apart each, all together): each delta's
+  latency from the model's write to the client's read, frames and deltas a second; after
+  each, the server's RSS and each live CLI's RSS and PSS (``/proc/<pid>/smaps_rollup``,
+  :mod:`bench.proc_stats`).
 - **idle** (:mod:`bench.idle_memory`, a server of its own): the server's RSS per idle
   session, 1,000 sessions (``--idle-sessions``) opened with no file, sockets kept open.
 
@@ -33,8 +37,8 @@ are compared run interleaved, so drift on the machine hits both alike. Files are
 each. It prints one table (p50 and p95, and how many samples) and writes it as JSON
 with the raw samples and the machine's state; it asserts nothing. Run it by hand::
 
-    .venv/bin/python bench/suite.py [--rounds N] [--json PATH] [--bursts 25,50]
-        [--idle-sessions 1000]
+    .venv/bin/python bench/suite.py [--rounds N] [--json PATH] [--bursts 25]
+        [--streams 10,25,50] [--idle-sessions 1000]
 """
 
 from __future__ import annotations
@@ -60,7 +64,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench import idle_memory  # noqa: E402
+from bench import idle_memory, throughput  # noqa: E402
 from bench.harness import TimedModelServer, live_backend, quantile  # noqa: E402
 from bench.proc_stats import cli_processes, memory  # noqa: E402
 from bench.turn_latency import (  # noqa: E402
@@ -110,6 +114,10 @@ CONVERSATION_AT = {
     50: "50",
 }
 IDLE_SESSIONS = 1000
+#: Sessions streaming at once: each session's model sends this many deltas, this many
+#: seconds apart (100 a second: a fast model), all sessions together.
+FLOOD_DELTAS = 300
+FLOOD_PAUSE = 0.01
 
 
 @dataclass
@@ -419,6 +427,7 @@ async def on_raised(
     data: Path,
     rounds: int,
     bursts: tuple[int, ...],
+    streams: tuple[int, ...],
 ) -> None:
     run_id = uuid.uuid4().hex[:8]
     name = f"bench-init5000-{run_id}"
@@ -433,6 +442,18 @@ async def on_raised(
             at_once, note=f"{refused} refused (MAX_LIVE_AGENTS={RAISED['MAX_LIVE_AGENTS']})"
         )
         memory_rows(results, server, f"raised, after {count} at once")
+    for count in streams:
+        name = f"bench-flood{count}-{run_id}"
+        found = await throughput.flood_round(server, model, count, FLOOD_DELTAS, name, FLOOD_PAUSE)
+        refused = found.errors.count("SERVER_BUSY")
+        results.add(
+            f"{count} sessions streaming at once: delta latency",
+            found.latencies,
+            note=f"{found.frames_per_second:.0f} frames/s, {found.deltas_per_second:.0f} deltas/s"
+            f" ({FLOOD_DELTAS} deltas {FLOOD_PAUSE * MS:.0f} ms apart each); {refused} refused"
+            + (f"; errors {sorted(set(found.errors))}" if found.errors else ""),
+        )
+        memory_rows(results, server, f"raised, {count} streaming")
 
 
 async def idle(results: Results, model: TimedModelServer, data: Path, sessions: int) -> None:
@@ -497,15 +518,17 @@ def report(results: Results, before: dict[str, Any], after: dict[str, Any], wall
     print(f"wall time {wall:.0f} s")
 
 
-async def run(data: Path, rounds: int, bursts: tuple[int, ...], idle_sessions: int) -> Results:
+async def run(
+    data: Path, rounds: int, bursts: tuple[int, ...], streams: tuple[int, ...], idle_sessions: int
+) -> Results:
     results = Results()
-    with TimedModelServer(script=SCRIPT) as model:
+    with TimedModelServer(script=SCRIPT, time_deltas=True) as model:
         start = time.perf_counter()
         with live_backend(data / "defaults", model.url, **DEFAULTS) as server:
             results.add("server start (spawn to /health)", [time.perf_counter() - start])
             await on_defaults(results, server, model, data, rounds)
         with live_backend(data / "raised", model.url, **RAISED) as server:
-            await on_raised(results, server, model, data, rounds, bursts)
+            await on_raised(results, server, model, data, rounds, bursts, streams)
         if idle_sessions:
             await idle(results, model, data, idle_sessions)
     return results
@@ -516,7 +539,10 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5, help="samples per turn series")
     parser.add_argument("--json", type=Path, default=DEFAULT_JSON, help="where the JSON goes")
     parser.add_argument(
-        "--bursts", default="25,50", help="sessions at once on the raised server ('' for none)"
+        "--bursts", default="25", help="first messages at once on the raised server ('': none)"
+    )
+    parser.add_argument(
+        "--streams", default="10,25,50", help="sessions streaming at once ('': none)"
     )
     parser.add_argument(
         "--idle-sessions", type=int, default=IDLE_SESSIONS, help="idle sessions (0: skip)"
@@ -528,7 +554,8 @@ def main() -> None:
     before, began = machine(), time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="bench-suite-", ignore_cleanup_errors=True) as tmp:
         bursts = tuple(int(n) for n in args.bursts.split(",") if n)
-        results = asyncio.run(run(Path(tmp), args.rounds, bursts, args.idle_sessions))
+        streams = tuple(int(n) for n in args.streams.split(",") if n)
+        results = asyncio.run(run(Path(tmp), args.rounds, bursts, streams, args.idle_sessions))
     wall, after = time.perf_counter() - began, machine()
     report(results, before, after, wall)
     args.json.parent.mkdir(parents=True, exist_ok=True)
