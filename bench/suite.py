@@ -21,9 +21,10 @@ one after the other:
   workspaces of 1, 10 and 5,000 files of 2 KiB and 500 files of 40 KiB (20 MB), each
   beside a reused SDK client in a folder of the same files; one conversation of 50
   messages beside a reused SDK client, the turns around its 1st, 10th and 50th message;
-  25 new sessions sending their first message at once (``--bursts``); 10, 25 and 50
-  sessions streaming at once (``--streams``, :func:`bench.throughput.flood_round`: each
-  warmed by a small turn, then 300 deltas 10 ms apart each, all together): each delta's
+  new sessions sending their first message at once (``--bursts``, none by default; the
+  baseline had 25); 10, 25 and 50 sessions streaming at once (``--streams``: 50 sessions
+  opened and warmed by a small turn once, then the first 10, 25 and 50 of them each
+  sent 300 deltas 10 ms apart, all together, :mod:`bench.throughput`): each delta's
   latency from the model's write to the client's read, frames and deltas a second; after
   each, the server's RSS and each live CLI's RSS and PSS (``/proc/<pid>/smaps_rollup``,
   :mod:`bench.proc_stats`).
@@ -442,18 +443,38 @@ async def on_raised(
             at_once, note=f"{refused} refused (MAX_LIVE_AGENTS={RAISED['MAX_LIVE_AGENTS']})"
         )
         memory_rows(results, server, f"raised, after {count} at once")
-    for count in streams:
-        name = f"bench-flood{count}-{run_id}"
-        found = await throughput.flood_round(server, model, count, FLOOD_DELTAS, name, FLOOD_PAUSE)
-        refused = found.errors.count("SERVER_BUSY")
-        results.add(
-            f"{count} sessions streaming at once: delta latency",
-            found.latencies,
-            note=f"{found.frames_per_second:.0f} frames/s, {found.deltas_per_second:.0f} deltas/s"
-            f" ({FLOOD_DELTAS} deltas {FLOOD_PAUSE * MS:.0f} ms apart each); {refused} refused"
-            + (f"; errors {sorted(set(found.errors))}" if found.errors else ""),
-        )
-        memory_rows(results, server, f"raised, {count} streaming")
+    if streams:
+        await streaming(results, server, model, run_id, streams)
+
+
+async def streaming(
+    results: Results,
+    server: LiveServer,
+    model: TimedModelServer,
+    run_id: str,
+    counts: tuple[int, ...],
+) -> None:
+    """The most sessions of ``counts`` opened and warmed once, then the first N of them
+    streaming at once for each N (:mod:`bench.throughput`); memory rows after each."""
+    warmed = throughput.Round(sessions=max(counts), deltas=0)
+    pairs = await throughput.warm_sessions(server, f"flood{run_id}", max(counts), warmed)
+    try:
+        for count in counts:
+            found = throughput.Round(sessions=count, deltas=FLOOD_DELTAS, delay=FLOOD_PAUSE)
+            await throughput.flood(server, model, pairs[:count], found, f"f{count}x{run_id}")
+            errors = warmed.errors + found.errors
+            results.add(
+                f"{count} sessions streaming at once: delta latency",
+                found.latencies,
+                note=f"{found.frames_per_second:.0f} frames/s, {found.deltas_per_second:.0f}"
+                f" deltas/s ({FLOOD_DELTAS} deltas {FLOOD_PAUSE * MS:.0f} ms apart each);"
+                f" {errors.count('SERVER_BUSY')} refused"
+                + (f"; errors {sorted(set(errors))}" if errors else ""),
+            )
+            memory_rows(results, server, f"raised, {count} streaming")
+    finally:
+        for client, _ in pairs:
+            await client.close()
 
 
 async def idle(results: Results, model: TimedModelServer, data: Path, sessions: int) -> None:
@@ -536,10 +557,10 @@ async def run(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--rounds", type=int, default=5, help="samples per turn series")
+    parser.add_argument("--rounds", type=int, default=3, help="samples per turn series")
     parser.add_argument("--json", type=Path, default=DEFAULT_JSON, help="where the JSON goes")
     parser.add_argument(
-        "--bursts", default="25", help="first messages at once on the raised server ('': none)"
+        "--bursts", default="", help="first messages at once on the raised server, e.g. 25"
     )
     parser.add_argument(
         "--streams", default="10,25,50", help="sessions streaming at once ('': none)"

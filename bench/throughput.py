@@ -123,6 +123,63 @@ async def _flood(
             return received, str(frame.get("code"))
 
 
+Pair = tuple[ChatClient, str]
+
+
+async def warm_sessions(server: LiveServer, name: str, count: int, result: Round) -> list[Pair]:
+    """``count`` sessions opened and each warmed up by one small flood (its CLI started);
+    refusals and errors go to ``result.errors``."""
+    clients = [await ChatClient.connect(server.ws_url) for _ in range(count)]
+    pairs = [(client, f"{name}-{n}") for n, client in enumerate(clients)]
+    for client, session_id in pairs:
+        ready = await client.init(session_id)
+        if ready["type"] == "error":
+            result.errors.append(str(ready.get("code")))
+    warm = await asyncio.gather(
+        *(_flood(c, s, f"w{n}{name}", 10) for n, (c, s) in enumerate(pairs))
+    )
+    result.errors += [code for _, code in warm if code]
+    return pairs
+
+
+async def flood(
+    server: LiveServer, model: TimedModelServer, pairs: list[Pair], result: Round, name: str
+) -> Round:
+    """Every session of ``pairs`` floods ``result.deltas`` deltas at once, the model pausing
+    ``result.delay`` seconds before each; frames, latencies, CPU and errors into ``result``.
+
+    ``name`` (letters, digits and ``_`` only) makes the deltas' tags unique in the run."""
+    model.delta_times.clear()
+    model.chunk_delay = result.delay
+    before = _cpu(server)
+    started = time.perf_counter()
+    tags = [f"{name}s{n}" for n in range(len(pairs))]
+    try:
+        floods = await asyncio.gather(
+            *(_flood(c, s, t, result.deltas) for (c, s), t in zip(pairs, tags, strict=True))
+        )
+    finally:
+        model.chunk_delay = 0.0
+    after = _cpu(server)
+    result.cpu = {key: after[key] - before[key] for key in before}
+    sent = dict(model.delta_times)
+    first_sent = min(sent.values(), default=started)
+    last_received = started
+    for received, code in floods:
+        if code:
+            result.errors.append(code)
+        for at, text in received:
+            result.frames += 1
+            last_received = max(last_received, at)
+            for token in _TOKEN_RE.findall(text):
+                result.tokens += 1
+                written = sent.get(token + " ")
+                if written is not None:
+                    result.latencies.append(at - written)
+    result.seconds = last_received - first_sent
+    return result
+
+
 async def flood_round(
     server: LiveServer,
     model: TimedModelServer,
@@ -131,50 +188,16 @@ async def flood_round(
     name: str,
     delay: float = 0.0,
 ) -> Round:
-    """``sessions`` sessions, each warmed up by one small flood, then flooding together,
+    """``sessions`` new sessions, each warmed up by one small flood, then flooding together,
     the model pausing ``delay`` seconds before each delta (0: a flood as fast as it goes)."""
-    clients = [await ChatClient.connect(server.ws_url) for _ in range(sessions)]
-    ids = [f"{name}-{n}" for n in range(sessions)]
     result = Round(sessions=sessions, deltas=deltas, delay=delay)
     model.chunk_delay = 0.0
+    pairs: list[Pair] = []
     try:
-        for client, session_id in zip(clients, ids, strict=True):
-            ready = await client.init(session_id)
-            if ready["type"] == "error":
-                result.errors.append(str(ready.get("code")))
-        pairs = list(zip(clients, ids, strict=True))
-        warm = await asyncio.gather(
-            *(_flood(c, s, f"w{n}{name}", 10) for n, (c, s) in enumerate(pairs))
-        )
-        result.errors += [code for _, code in warm if code]
-        model.delta_times.clear()
-        model.chunk_delay = delay
-        before = _cpu(server)
-        started = time.perf_counter()
-        tags = [f"{name}s{n}" for n in range(sessions)]
-        floods = await asyncio.gather(
-            *(_flood(c, s, t, deltas) for c, s, t in zip(clients, ids, tags, strict=True))
-        )
-        after = _cpu(server)
-        model.chunk_delay = 0.0
-        result.cpu = {key: after[key] - before[key] for key in before}
-        sent = dict(model.delta_times)
-        first_sent = min(sent.values(), default=started)
-        last_received = started
-        for received, code in floods:
-            if code:
-                result.errors.append(code)
-            for at, text in received:
-                result.frames += 1
-                last_received = max(last_received, at)
-                for token in _TOKEN_RE.findall(text):
-                    result.tokens += 1
-                    written = sent.get(token + " ")
-                    if written is not None:
-                        result.latencies.append(at - written)
-        result.seconds = last_received - first_sent
+        pairs = await warm_sessions(server, name, sessions, result)
+        await flood(server, model, pairs, result, name)
     finally:
-        for client in clients:
+        for client, _ in pairs:
             await client.close()
     return result
 
