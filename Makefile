@@ -36,7 +36,7 @@ lint: install
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy .
 
-# The suite of docs/performance.md (about 2.5 minutes on 2 cores): a table printed, JSON in
+# The suite of docs/performance.md (about 4.5 minutes on 2 cores): a table printed, JSON in
 # var/bench/latest.json. The other benches in bench/ are run by hand, each on its own.
 bench: install
 	$(PY) bench/suite.py
