@@ -496,3 +496,33 @@ async def test_a_cli_started_at_init_and_never_used_gives_its_slot_first(
     assert (await third_socket.terminal())["type"] == "complete"
     s1_client, s2_client, _ = sessions.sdk.clients
     assert s2_client.disconnects == 1 and s1_client.disconnects == 0
+
+
+def turn_lines(caplog) -> list:
+    return [r for r in caplog.records if r.getMessage() == "turn ended"]
+
+
+async def test_each_turn_ends_with_one_log_line_of_its_figures(sessions, caplog) -> None:
+    caplog.set_level("INFO", logger="dashboard_ai.chat")
+    sessions.sdk.answer(Reply(recorded("write_app")), hanging())
+    runner, socket = await sessions.open()
+    await runner.submit(socket, message(client_id="m1"))
+    complete = await socket.terminal()
+    await runner.wait_idle()
+
+    [line] = turn_lines(caplog)
+    assert line.sessionId == "s1" and line.outcome == "complete"
+    assert line.tools == ["Write"]
+    assert 0 <= line.firstTextMs <= line.durationMs
+    assert (line.inputTokens, line.outputTokens) == (
+        complete["usage"]["inputTokens"],
+        complete["usage"]["outputTokens"],
+    )
+    assert line.costUsd == complete["costUsd"]
+
+    await runner.submit(socket, message(client_id="m2"))
+    await socket.until(lambda frames: any(f["type"] == "stream" for f in frames[-3:]))
+    runner.stop()
+    await socket.terminal(2)
+    await runner.wait_idle()
+    assert [r.outcome for r in turn_lines(caplog)] == ["complete", "stopped"]

@@ -383,6 +383,8 @@ class SessionRunner:
 
     async def emit(self, frame: ServerFrame) -> dict[str, Any]:
         """Number ``frame`` (echoing the turn's ``clientMessageId``) and publish it."""
+        if self.turn is not None:
+            self.turn.saw(frame)
         event = self._stamp_event(frame)
         await self._publish(event)
         return event
@@ -599,6 +601,7 @@ class SessionRunner:
             logger.exception(
                 "storing the turn's outcome failed", extra={"sessionId": self.session_id}
             )
+        logger.info("turn ended", extra={"sessionId": self.session_id, **turn.summary(terminal)})
         self.turn = None
         self._release(RunnerState.TURN)
         await self._publish(wire)

@@ -23,9 +23,12 @@ from chat.exceptions import InternalError
 from chat.protocol import (
     CompleteFrame,
     Conflict,
+    ErrorFrame,
     FileChangedFrame,
     ServerFrame,
     StatusFrame,
+    StreamFrame,
+    ToolStartFrame,
     Usage,
     error_frame_for,
     file_content,
@@ -51,6 +54,33 @@ class Turn:
     started: float = field(default_factory=time.monotonic)
     terminal: dict[str, Any] | None = None
     counted: bool = False  # the turn reached a result and is in the message count
+    first_text_ms: int | None = None  # from the message to its first streamed text
+    tools: list[str] = field(default_factory=list)  # the tools it started, in order
+
+    def saw(self, frame: ServerFrame) -> None:
+        """Note what the turn's log line tells of ``frame``, an event of the turn."""
+        if isinstance(frame, StreamFrame) and self.first_text_ms is None:
+            self.first_text_ms = int((time.monotonic() - self.started) * 1000)
+        elif isinstance(frame, ToolStartFrame):
+            self.tools.append(frame.tool)
+
+    def summary(self, terminal: ServerFrame) -> dict[str, Any]:
+        """The fields of the turn's one log line, once ``terminal`` ends it."""
+        fields: dict[str, Any] = {
+            "durationMs": int((time.monotonic() - self.started) * 1000),
+            "firstTextMs": self.first_text_ms,
+            "tools": self.tools,
+        }
+        if isinstance(terminal, CompleteFrame):
+            fields.update(
+                outcome="stopped" if terminal.stopped else "complete",
+                inputTokens=terminal.usage.input_tokens,
+                outputTokens=terminal.usage.output_tokens,
+                costUsd=terminal.cost_usd,
+            )
+        elif isinstance(terminal, ErrorFrame):
+            fields["outcome"] = terminal.code
+        return fields
 
 
 class TurnHost(Protocol):
