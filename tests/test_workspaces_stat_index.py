@@ -127,18 +127,18 @@ async def test_recording_a_snapshot_stores_the_blobs_it_did_not_read(root):
 async def test_a_deleted_workspace_is_forgotten(root):
     await services.sync_in(session_id="s", files={"a.txt": "alpha"})
     await settled_snapshot("s")
-    assert stat_index.INDEX.entries(services.path_for("s"))
+    assert stat_index.INDEX.get(str(services.path_for("s")))
     await services.delete(session_id="s")
-    assert stat_index.INDEX.entries(services.path_for("s")) == {}
+    assert stat_index.INDEX.get(str(services.path_for("s"))) is None
 
 
-def test_the_index_keeps_only_the_most_recent_workspaces(tmp_path):
-    index = stat_index.StatIndex()
+def test_the_index_keeps_only_the_most_recent_workspaces():
+    index: stat_index.Recent[dict[str, stat_index.Entry]] = stat_index.Recent()
     entry = stat_index.Entry((1, 2, 3, 4, 5), "sha", settled=True)
     for number in range(stat_index.WORKSPACES + 1):
-        index.store(tmp_path / f"w{number}", {"f": entry})
-    assert index.entries(tmp_path / "w0") == {}
-    assert index.entries(tmp_path / f"w{stat_index.WORKSPACES}") == {"f": entry}
+        index.put(f"w{number}", {"f": entry})
+    assert index.get("w0") is None
+    assert index.get(f"w{stat_index.WORKSPACES}") == {"f": entry}
 
 
 async def test_the_snapshot_before_a_turn_is_the_last_one_recorded_while_nothing_changed(

@@ -23,7 +23,6 @@ import asyncio
 import contextlib
 import json
 import os
-from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -190,7 +189,7 @@ def _apply_blocking(root: Path, plan: list[tuple[Path, bytes]], delete: Iterable
 def _snapshot_blocking(root: Path, session_id: str) -> Snapshot:
     """Stat every file; read and hash only those the stat index cannot vouch for."""
     _require_workspace(root, session_id)
-    known = stat_index.INDEX.entries(root)
+    known = stat_index.INDEX.get(str(root)) or {}
     entries: dict[str, stat_index.Entry] = {}
     started = stat_index.fs_now_ns(root.parent)  # before the first read: see stat_index
     snapshot = Snapshot(read=lambda rel: read_regular(resolve_inside(root, rel)))
@@ -210,7 +209,7 @@ def _snapshot_blocking(root: Path, session_id: str) -> Snapshot:
         content, opened = found
         snapshot[rel] = state = FileState.of(content)
         entries[rel] = stat_index.entry_of(opened, state.sha256, hashed_at_ns=started)
-    stat_index.INDEX.store(root, entries)
+    stat_index.INDEX.put(str(root), entries)
     return snapshot
 
 
@@ -235,9 +234,8 @@ def _read_files_blocking(
 # --- Workspace services -------------------------------------------------------------
 
 #: The last snapshot :func:`record_current` recorded per session, with the state it
-#: became (without the bytes it had read), for :func:`snapshot_for_turn`; the most
-#: recently recorded ``stat_index.WORKSPACES`` sessions.
-_recorded: OrderedDict[str, tuple[Current, Snapshot]] = OrderedDict()
+#: became (without the bytes it had read), for :func:`snapshot_for_turn`.
+_recorded: stat_index.Recent[tuple[Current, Snapshot]] = stat_index.Recent()
 
 
 async def create(*, session_id: str) -> Path:
@@ -256,8 +254,8 @@ async def delete(*, session_id: str) -> bool:
     """Delete the workspace of ``session_id``: this server's copy, however deep, and the
     stored files and undo states (blobs stay for the cleanup). Whether there was one."""
     removed = await asyncio.to_thread(remove_tree, path_for(session_id))
-    stat_index.INDEX.forget(path_for(session_id))
-    _recorded.pop(session_id, None)
+    stat_index.INDEX.forget(str(path_for(session_id)))
+    _recorded.forget(session_id)
     await asyncio.to_thread(stamps.remove, session_id)
     stored = await sync_to_async(storage.delete_workspace)(session_id)
     return removed or stored
@@ -471,10 +469,7 @@ async def record_current(*, session_id: str, files: Snapshot | None = None) -> N
         files = await snapshot(session_id=session_id)
     state = await _store(session_id, files)
     await asyncio.to_thread(stamps.write, session_id, Stamp.of(state))
-    _recorded[session_id] = (state, files.without_bytes())
-    _recorded.move_to_end(session_id)
-    while len(_recorded) > stat_index.WORKSPACES:
-        _recorded.popitem(last=False)
+    _recorded.put(session_id, (state, files.without_bytes()))
 
 
 def _look(session_id: str, root: Path) -> tuple[Stamp | None, bool]:

@@ -29,10 +29,12 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Generic, TypeVar
 
 #: How many workspaces' entries are kept (about 150 bytes a file).
 WORKSPACES = 64
 
+V = TypeVar("V")
 _Key = tuple[int, int, int, int, int]  # size, mtime_ns, ctime_ns, inode, device
 
 
@@ -67,34 +69,35 @@ def fs_now_ns(directory: Path) -> int:
         Path(name).unlink()
 
 
-class StatIndex:
-    """Path -> :class:`Entry` per workspace directory, for :data:`WORKSPACES` of them."""
+class Recent(Generic[V]):
+    """Values kept for the :data:`WORKSPACES` most recently used keys (workspaces), the
+    least recently used dropped first; safe from several threads (snapshots run in
+    worker threads)."""
 
     def __init__(self) -> None:
-        self._workspaces: OrderedDict[str, dict[str, Entry]] = OrderedDict()
-        self._lock = threading.Lock()  # snapshots run in worker threads
+        self._values: OrderedDict[str, V] = OrderedDict()
+        self._lock = threading.Lock()
 
-    def entries(self, workspace: Path) -> dict[str, Entry]:
-        """The workspace's entries as last stored (a copy-free view: do not change it)."""
+    def get(self, key: str) -> V | None:
+        """The value last put for ``key`` (as it was put: do not change it), if kept."""
         with self._lock:
-            found = self._workspaces.get(str(workspace))
-            if found is None:
-                return {}
-            self._workspaces.move_to_end(str(workspace))
+            found = self._values.get(key)
+            if found is not None:
+                self._values.move_to_end(key)
             return found
 
-    def store(self, workspace: Path, entries: dict[str, Entry]) -> None:
-        """Replace the workspace's entries with those of a snapshot just taken."""
+    def put(self, key: str, value: V) -> None:
+        """Keep ``value`` for ``key``, in place of any before it."""
         with self._lock:
-            self._workspaces[str(workspace)] = entries
-            self._workspaces.move_to_end(str(workspace))
-            while len(self._workspaces) > WORKSPACES:
-                self._workspaces.popitem(last=False)
+            self._values[key] = value
+            self._values.move_to_end(key)
+            while len(self._values) > WORKSPACES:
+                self._values.popitem(last=False)
 
-    def forget(self, workspace: Path) -> None:
-        """Drop the workspace's entries (it was deleted)."""
+    def forget(self, key: str) -> None:
+        """Drop what is kept for ``key`` (its workspace was deleted)."""
         with self._lock:
-            self._workspaces.pop(str(workspace), None)
+            self._values.pop(key, None)
 
 
 def trusted(entry: Entry | None, info: os.stat_result) -> str | None:
@@ -104,4 +107,5 @@ def trusted(entry: Entry | None, info: os.stat_result) -> str | None:
     return entry.sha256
 
 
-INDEX = StatIndex()
+#: Path -> :class:`Entry` of each recently snapshotted workspace, by its directory.
+INDEX: Recent[dict[str, Entry]] = Recent()
