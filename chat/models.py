@@ -8,7 +8,11 @@ from django.db import models
 class ChatSession(models.Model):
     """A client's session: its id, the SDK conversation it continues, and its totals."""
 
+    # The id the server keys the session by: the client's own id when the server has no
+    # users, else one derived from the owner and the client's id (chat/owners.py).
     session_id = models.CharField(max_length=64, unique=True)
+    owner = models.CharField(max_length=255, blank=True, default="", db_index=True)
+    public_id = models.CharField(max_length=64, blank=True, default="")  # the client's id
     sdk_session_id = models.CharField(max_length=64, blank=True, default="")
     message_count = models.PositiveIntegerField(default=0)
     cost_usd = models.FloatField(default=0.0)
@@ -56,7 +60,8 @@ class TurnRecord(models.Model):
     # False from its start until its terminal frame is stored: a turn left unfinished
     # was running on a server that died, and the next owner ends it (TURN_INTERRUPTED).
     finished = models.BooleanField(default=True)
-    created_at = models.DateTimeField(auto_now_add=True)
+    cost_usd = models.FloatField(default=0.0)  # what the model cost, summed for spend quotas
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
     class Meta:
         ordering = ["pk"]
