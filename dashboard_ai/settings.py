@@ -11,6 +11,7 @@ import secrets
 import socket
 from pathlib import Path
 from typing import Any, cast
+from urllib.parse import urlsplit
 
 from dashboard_ai.env import (
     ConfigError,
@@ -174,6 +175,31 @@ AGENT_PREWARM = read_bool("AGENT_PREWARM", True)
 # Below this much memory left (MiB; the machine's, or the server's cgroup's), idle CLIs
 # are closed before another starts, and none is started ahead of a message; 0: never.
 AGENT_MIN_AVAILABLE_MB = read_int("AGENT_MIN_AVAILABLE_MB", 512)
+
+# Bearer JWTs (AUTH_MODE=jwt, chat/jwt_auth.py): the keys (a JWKS file, or an https://
+# URL; http:// only to a loopback host), the issuer and audience every token must name,
+# the clock skew allowed on exp/nbf, and the algorithms: asymmetric ones only.
+AUTH_JWT_JWKS = read("AUTH_JWT_JWKS", env.str, "")
+AUTH_JWT_ISSUER = read("AUTH_JWT_ISSUER", env.str, "")
+AUTH_JWT_AUDIENCE = read("AUTH_JWT_AUDIENCE", env.str, "")
+AUTH_JWT_LEEWAY_SECONDS = read_float("AUTH_JWT_LEEWAY_SECONDS", 30.0)
+AUTH_JWT_ALGORITHMS = read("AUTH_JWT_ALGORITHMS", env.list, ["RS256", "ES256"])
+if not AUTH_JWT_ALGORITHMS or set(AUTH_JWT_ALGORITHMS) - {"RS256", "ES256"}:
+    raise ConfigError("AUTH_JWT_ALGORITHMS", f"must be RS256, ES256 or both: {AUTH_JWT_ALGORITHMS}")
+_jwks_url = urlsplit(AUTH_JWT_JWKS) if "://" in AUTH_JWT_JWKS else None
+if _jwks_url and not (
+    (_jwks_url.scheme == "https" and _jwks_url.hostname)
+    or (_jwks_url.scheme == "http" and _jwks_url.hostname in ("localhost", "127.0.0.1", "::1"))
+):
+    raise ConfigError("AUTH_JWT_JWKS", "must be a file path or an https:// URL")
+if AUTH_MODE == "jwt":
+    for _name, _value in (
+        ("AUTH_JWT_JWKS", AUTH_JWT_JWKS),
+        ("AUTH_JWT_ISSUER", AUTH_JWT_ISSUER),
+        ("AUTH_JWT_AUDIENCE", AUTH_JWT_AUDIENCE),
+    ):
+        if not _value:
+            raise ConfigError(_name, "is required when AUTH_MODE=jwt")
 
 # --- Logging -----------------------------------------------------------------
 LOG_LEVEL = read_choice("LOG_LEVEL", "INFO", ("debug", "info", "warning", "error")).upper()
