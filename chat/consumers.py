@@ -17,7 +17,9 @@ from channels.db import aclose_old_connections
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
-from chat.auth import SUBPROTOCOL, presents_token
+from chat import owners
+from chat.auth import NOBODY, SUBPROTOCOL, Identity, identify_socket
+from chat.credential_expiry import CredentialExpiry
 from chat.exceptions import (
     ChatError,
     FrameTooLarge,
@@ -25,6 +27,7 @@ from chat.exceptions import (
     NotInitialized,
     RateLimited,
     ServerBusy,
+    TokenExpired,
     Unauthorized,
 )
 from chat.limits import TokenBucket
@@ -100,18 +103,24 @@ class ChatConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
         self.counted = False
         self.dropping = False  # closed for not reading: nothing more is sent
         self.send_buffer: SendBuffer | None = None
+        self.identity: Identity = NOBODY
+        self.names = owners.Names()
+        self.expiry = CredentialExpiry(self)
         offered = self.scope.get("subprotocols") or []
         await self.accept(subprotocol=SUBPROTOCOL if SUBPROTOCOL in offered else None)
         await self.runtime.start()
         self.send_buffer = attach_send_buffer(self.base_send, settings.CHAT_MAX_SEND_BUFFER_BYTES)
-        if not presents_token(self.scope):
-            await self.refuse(Unauthorized("This server needs a valid token."), CLOSE_UNAUTHORIZED)
+        try:
+            self.identity = await identify_socket(self.scope)
+        except Unauthorized as exc:
+            await self.refuse(exc, CLOSE_UNAUTHORIZED)
             return
         limit = settings.MAX_SOCKETS_PER_CLIENT
         if not await self.runtime.per_client.open(self.client_address, limit):
             await self.refuse(ServerBusy("Too many connections from this address."), CLOSE_BUSY)
             return
         self.counted = True
+        self.expiry.watch(self.identity.expires_at)
         self.runtime.sockets.track(self.close_with)
         logger.info("websocket connected", extra=self._who())
 
@@ -124,6 +133,7 @@ class ChatConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
     async def disconnect(self, code: int) -> None:
         if not self.counted:
             return
+        self.expiry.cancel()
         await self.runtime.per_client.close(self.client_address)
         self.runtime.sockets.forget(self.close_with)
         sessions, self.sessions = self.sessions, {}
@@ -161,17 +171,32 @@ class ChatConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
             await self.send_error(Exception(), frame)
 
     async def dispatch_frame(self, frame: ClientFrame) -> None:
-        """Hand one validated frame to the session it names."""
+        """Hand one validated frame to the session it names (by the server's id of it:
+        see :mod:`chat.owners`)."""
+        if self.expiry.expired:
+            raise TokenExpired("Your credentials expired; connect again with fresh ones.")
         if isinstance(frame, InitFrame):
+            key = await owners.claim(self.identity, frame.session_id)
+            self.names.add(key, frame.session_id)
             # A refused init leaves the socket's earlier hold on the session as it was.
             handle = await self.runtime.router.open(
-                frame.session_id, self.send_frame, frame, client=self.client_address
+                key,
+                self.send_frame,
+                frame.model_copy(update={"session_id": key}),
+                client=self.client_address,
+                user=self.identity.user,
             )
             previous, self.sessions[frame.session_id] = self.sessions.get(frame.session_id), handle
             if previous is not None:
                 await previous.leave()
         elif isinstance(frame, MessageFrame | StopFrame | UndoFrame):
-            await self.session(frame.session_id).dispatch(frame)
+            handle = self.session(frame.session_id)
+            keyed = frame.model_copy(update={"session_id": handle.session_id})
+            if isinstance(frame, MessageFrame):
+                with self.expiry.turn_of(handle.session_id):
+                    await handle.dispatch(keyed)
+            else:
+                await handle.dispatch(keyed)
 
     def session(self, session_id: str) -> SessionHandle:
         """This socket's hold on a session it opened with ``init``."""
@@ -186,6 +211,11 @@ class ChatConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
         await self.close(code=code)
 
     async def send_frame(self, frame: dict[str, Any]) -> None:
+        """Send one of a session's frames (an event, or the owner's answer to a frame)."""
+        await self._send(frame)
+        self.expiry.saw(frame)
+
+    async def _send(self, frame: dict[str, Any]) -> None:
         """Send one wire frame as JSON text, unless the client has stopped reading.
 
         A client that lets more than ``CHAT_MAX_SEND_BUFFER_BYTES`` pile up unread is
@@ -193,7 +223,7 @@ class ChatConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
         """
         if self.dropping:
             return
-        text = json.dumps(frame, ensure_ascii=False)
+        text = json.dumps(self.names.outgoing(frame), ensure_ascii=False)
         size = utf8_length(text)
         if self.send_buffer is not None and not self.send_buffer.admit(size):
             self.dropping = True
@@ -215,10 +245,16 @@ class ChatConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
             error = error.model_copy(update={"client_message_id": about.client_message_id})
         handle = self.sessions.get(about.session_id) if about else None
         if handle is not None:
-            await self.send_frame(handle.reply(error))
+            await self._send(handle.reply(error))
         else:
             session_id = about.session_id if about else None
-            await self.send_frame(error.model_copy(update={"session_id": session_id}).to_wire())
+            await self._send(error.model_copy(update={"session_id": session_id}).to_wire())
+
+    async def end_expired(self) -> None:
+        """The socket's credentials expired and its turns have ended: say so and close."""
+        logger.info("websocket credentials expired", extra=self._who())
+        await self.send_error(TokenExpired("Your credentials expired; connect again."), None)
+        await self.close(code=CLOSE_UNAUTHORIZED)
 
     def _who(self) -> dict[str, Any]:
         client = self.scope.get("client") or ("?", 0)

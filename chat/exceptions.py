@@ -116,3 +116,15 @@ class InternalError(ChatError):
     """A bug on the server; details are in the server log only."""
 
     code = "INTERNAL"
+
+
+class QuotaExceeded(ChatError):
+    """A user is at one of their quotas: live sessions, turns at once, or spend a day."""
+
+    code = "QUOTA_EXCEEDED"
+
+
+class TokenExpired(ChatError):
+    """The socket's credentials expired; connect again with fresh ones."""
+
+    code = "TOKEN_EXPIRED"

@@ -28,6 +28,7 @@ from chat.agent.pool import AgentPool
 from chat.agent.process import ClientFactory
 from chat.frame_parser import FrameParser
 from chat.limits import ClientCounter, SocketCounter
+from chat.quotas import UserQuotas
 from chat.session.event_stream import EventsFactory, EventStream
 from chat.session.ownership import LocalOwnership, Ownership
 from chat.session.registry import SessionRegistry
@@ -65,6 +66,7 @@ class Runtime:
         redis = None
         sockets_per_client: ClientCounter = SocketCounter()
         sessions_per_client: ClientCounter = SocketCounter()
+        quotas = UserQuotas()
         if settings.REDIS_URL and (make_events is None or ownership is None):
             # Imported here: one process without Redis never loads the cluster modules.
             from chat.cluster.connection import connect
@@ -77,15 +79,16 @@ class Runtime:
             ownership = ownership or RedisOwnership(
                 redis, server_id=settings.SERVER_ID, lease_seconds=settings.SESSION_LEASE_SECONDS
             )
-            sockets_per_client, sessions_per_client = (
+            sockets_per_client, sessions_per_client, sessions_per_user, turns_per_user = (
                 RedisClientCounter(
                     redis,
                     kind=kind,
                     server_id=settings.SERVER_ID,
                     lease_seconds=settings.SESSION_LEASE_SECONDS,
                 )
-                for kind in ("sockets", "sessions")
+                for kind in ("sockets", "sessions", "user-sessions", "user-turns")
             )
+            quotas = UserQuotas(sessions_per_user, turns_per_user)
         agents = AgentPool()
         sessions = SessionRegistry(
             agents=agents,
@@ -93,6 +96,7 @@ class Runtime:
             make_events=make_events or EventStream,
             ownership=ownership or LocalOwnership(settings.SERVER_ID),
             per_client=sessions_per_client,
+            quotas=quotas,
         )
         return cls(
             agents=agents,
@@ -109,6 +113,7 @@ class Runtime:
             self.started = True
             await self.sessions.ownership.start()
             await self.sessions.per_client.start()
+            await self.sessions.quotas.start()
             await self.per_client.start()
             self.router.start()
 

@@ -12,6 +12,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dashboard_ai.settings")
 # (models, consumers) needs before it can be imported.
 django_application = get_asgi_application()
 
+from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.conf import settings  # noqa: E402
 
@@ -34,11 +35,17 @@ if not model_configured():
         "model server); chat messages will get MODEL_NOT_CONFIGURED"
     )
 
+chat_sockets = URLRouter(websocket_urlpatterns)
+if settings.AUTH_MODE == "django":
+    # The user of the handshake's session cookie, in scope["user"] (chat.auth); the
+    # other modes never look a cookie up.
+    chat_sockets = AuthMiddlewareStack(chat_sockets)
+
 application = ProtocolTypeRouter(
     {
         "http": django_application,
         "websocket": AllowedHostValidator(
-            BrowserOriginValidator(URLRouter(websocket_urlpatterns), settings.CORS_ALLOWED_ORIGINS)
+            BrowserOriginValidator(chat_sockets, settings.CORS_ALLOWED_ORIGINS)
         ),
     }
 )

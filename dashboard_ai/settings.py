@@ -45,7 +45,9 @@ for _origin in CORS_ALLOWED_ORIGINS:
 
 INSTALLED_APPS = [
     "daphne",
+    "django.contrib.auth",  # AUTH_MODE=django: the users whose sessions these are
     "django.contrib.contenttypes",
+    "django.contrib.sessions",
     "django.contrib.staticfiles",
     "corsheaders",
     "channels",
@@ -57,8 +59,10 @@ MIDDLEWARE = [
     "dashboard_ai.middleware.RequestLogMiddleware",
     "corsheaders.middleware.CorsMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
@@ -163,6 +167,17 @@ CHAT_MAX_MESSAGE_CHARS = read_int("CHAT_MAX_MESSAGE_CHARS", 100_000, minimum=1)
 
 # --- Access and capacity ---------------------------------------------------------
 CHAT_AUTH_TOKEN = read("CHAT_AUTH_TOKEN", env.str, "")
+# Who may use the server (docs/security.md, "Access"): none (anyone), token (one shared
+# CHAT_AUTH_TOKEN), jwt (a bearer JWT per user), django (a Django login's session cookie).
+AUTH_MODE = read_choice(
+    "AUTH_MODE", "token" if CHAT_AUTH_TOKEN else "none", ("none", "token", "jwt", "django")
+)
+if (AUTH_MODE == "token") != bool(CHAT_AUTH_TOKEN):
+    raise ConfigError("AUTH_MODE", "token needs CHAT_AUTH_TOKEN, and only token uses it")
+# Per user, when the server has users (AUTH_MODE jwt or django); 0: no limit.
+MAX_SESSIONS_PER_USER = read_int("MAX_SESSIONS_PER_USER", 10)
+MAX_TURNS_PER_USER = read_int("MAX_TURNS_PER_USER", 2)
+MAX_USD_PER_USER_PER_DAY = read_float("MAX_USD_PER_USER_PER_DAY", 20.0)
 CHAT_RATE_PER_SECOND = read_float("CHAT_RATE_PER_SECOND", 10.0, minimum=0.1)
 CHAT_RATE_BURST = read_int("CHAT_RATE_BURST", 30, minimum=1)
 MAX_SOCKETS_PER_CLIENT = read_int("MAX_SOCKETS_PER_CLIENT", 20, minimum=1)

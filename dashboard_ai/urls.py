@@ -12,6 +12,7 @@ urlpatterns = [
         path(f"client/{name}", client_library.client_file, {"name": name}, name=name)
         for name in client_library.CLIENT_FILES
     ),
+    path("api/sessions", sessions.session_list, name="api-sessions"),
     path("api/sessions/<str:session_id>", sessions.session, name="api-session"),
     path(
         "api/sessions/<str:session_id>/messages",

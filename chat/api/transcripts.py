@@ -29,8 +29,10 @@ from claude_agent_sdk import (
     project_key_for_directory,
 )
 
+from chat import owners
 from chat.agent import options
 from chat.agent.transcript_store import TranscriptStore
+from chat.auth import Identity
 from chat.events import TurnTranslator
 from chat.exceptions import ChatError
 from chat.models import ChatSession
@@ -97,6 +99,22 @@ class SessionHistory(WireModel):
     messages: list[HistoryMessage]
 
 
+class SessionListing(WireModel):
+    """One of the caller's sessions, as ``GET /api/sessions`` lists it."""
+
+    session_id: str
+    created_at: datetime
+    last_active_at: datetime
+    message_count: int
+    cost_usd: float
+
+
+class SessionList(WireModel):
+    """The caller's sessions, most recently active first."""
+
+    sessions: list[SessionListing]
+
+
 # --- Reading ---------------------------------------------------------------------
 
 
@@ -108,12 +126,28 @@ async def session_summary(*, session_id: str) -> SessionSummary:
     except WorkspaceNotFound:  # removed by the cleanup command: the row outlives it
         files = []
     return SessionSummary(
-        session_id=record.session_id,
+        session_id=owners.client_id(record),
         created_at=record.created_at,
         last_active_at=record.last_active_at,
         message_count=record.message_count,
         cost_usd=record.cost_usd,
         files=files,
+    )
+
+
+async def session_list(identity: Identity) -> SessionList:
+    """The sessions ``identity`` owns (every session, when the server has no users)."""
+    return SessionList(
+        sessions=[
+            SessionListing(
+                session_id=owners.client_id(row),
+                created_at=row.created_at,
+                last_active_at=row.last_active_at,
+                message_count=row.message_count,
+                cost_usd=row.cost_usd,
+            )
+            for row in await owners.owned(identity)
+        ]
     )
 
 
@@ -133,7 +167,7 @@ async def session_history(*, session_id: str) -> SessionHistory:
     if record.resume_at:
         entries = _up_to(entries, record.resume_at)
     return SessionHistory(
-        session_id=session_id, messages=conversation(entries, workspace=workspace)
+        session_id=owners.client_id(record), messages=conversation(entries, workspace=workspace)
     )
 
 

@@ -10,8 +10,9 @@ from django.conf import settings
 
 from chat.agent.pool import AgentPool
 from chat.agent.process import ClientFactory
-from chat.exceptions import ServerBusy
+from chat.exceptions import QuotaExceeded, ServerBusy
 from chat.limits import ClientCounter, SocketCounter
+from chat.quotas import UserQuotas
 from chat.session.event_stream import EventsFactory
 from chat.session.ownership import Lease, LocalOwnership, Ownership
 from chat.session.runner import SessionRunner
@@ -37,7 +38,7 @@ class SessionRegistry:
     whose lease is lost ends (:meth:`SessionRunner.lose`).
 
     ``per_client`` counts each client address's live sessions: the runners it started,
-    on this server or (Redis-backed) on any server of the fleet.
+    on this server or (Redis-backed) on any server of the fleet; ``quotas`` each user's.
     """
 
     def __init__(
@@ -48,6 +49,7 @@ class SessionRegistry:
         make_events: EventsFactory,
         ownership: Ownership | None = None,
         per_client: ClientCounter | None = None,
+        quotas: UserQuotas | None = None,
     ) -> None:
         self._runners: OrderedDict[str, SessionRunner] = OrderedDict()
         self._agents = agents
@@ -56,9 +58,10 @@ class SessionRegistry:
         self.ownership: Ownership = ownership or LocalOwnership(settings.SERVER_ID)
         self.ownership.on_lost(self._lost)
         self.per_client: ClientCounter = per_client or SocketCounter()
+        self.quotas = quotas or UserQuotas()
         self.leaving = False  # shutting down: no session starts here any more
 
-    async def start(self, session_id: str, *, client: str) -> SessionRunner:
+    async def start(self, session_id: str, *, client: str, user: str = "") -> SessionRunner:
         """The session's open runner here, started under a new lease if there is none.
 
         A runner that is closing is waited for first, so that two runners of one
@@ -79,7 +82,7 @@ class SessionRegistry:
                 if session_id in self._runners:  # started by another frame meanwhile
                     continue
                 try:
-                    made_room = await self._make_room(client)
+                    made_room = await self._make_room(client, user)
                 except BaseException:
                     if session_id not in self._runners:
                         await self.ownership.release(lease)
@@ -87,7 +90,7 @@ class SessionRegistry:
                 if made_room:
                     continue  # a runner was released meanwhile: look again
                 if session_id in self._runners:  # started by another frame meanwhile
-                    await self._uncount(client)
+                    await self._uncount(client, user)
                     continue
                 runner = SessionRunner(
                     session_id,
@@ -97,6 +100,7 @@ class SessionRegistry:
                     agents=self._agents,
                     make_client=self._make_client,
                     opened_by=client,
+                    user=user,
                 )
                 self._runners[session_id] = runner
             if not runner.closed:
@@ -119,25 +123,35 @@ class SessionRegistry:
             logger.warning("session taken over", extra={"sessionId": lease.session_id})
             runner.lose()
 
-    async def _make_room(self, client: str) -> bool:
-        """Count a new session of ``client``, releasing one if a limit is reached.
+    async def _make_room(self, client: str, user: str) -> bool:
+        """Count a new session of ``client`` and ``user``, releasing one if a limit is reached.
 
-        At ``MAX_SESSIONS_PER_CLIENT`` of this client's sessions (on every server of the
-        fleet), its own least recently used unattended session (no socket, no turn) here
-        is released; at ``MAX_SESSIONS`` on this server, anyone's. Nothing is lost: its
+        At ``MAX_SESSIONS_PER_USER`` of the user's sessions, or ``MAX_SESSIONS_PER_CLIENT``
+        of this client's (on every server of the fleet), their own least recently used
+        unattended session (no socket, no turn) here is released; at ``MAX_SESSIONS`` on
+        this server, anyone's. Nothing is lost: its
         files and conversation stay, and its next ``init`` starts it again. Returns
         whether one was released (the new session is not counted then); raises
         :class:`ServerBusy` when none can be. A takeover (no ``client``) is not a
         client's session and is not counted.
         """
+        if not await self.quotas.open_session(user):
+            own = [r for r in self._runners.values() if r.user == user]
+            if await self._release_first(own, "user"):
+                return True
+            raise QuotaExceeded(
+                f"You have {settings.MAX_SESSIONS_PER_USER} live sessions, the most a user "
+                "may; close one, or try again later."
+            )
         if client and not await self.per_client.open(client, settings.MAX_SESSIONS_PER_CLIENT):
+            await self.quotas.close_session(user)
             if await self.release_one_of(client):
                 return True
             raise ClientAtLimit(
                 "This address has too many live sessions; close some, or try again later."
             )
         if len(self._runners) >= settings.MAX_SESSIONS:
-            await self._uncount(client)
+            await self._uncount(client, user)
             if await self._release_first(list(self._runners.values()), "server"):
                 return True
             raise ServerBusy(
@@ -161,16 +175,17 @@ class SessionRegistry:
         await victim.wait_closed()
         return True
 
-    async def _uncount(self, client: str) -> None:
-        """A session counted for ``client`` by :meth:`_make_room` did not start, or ended."""
+    async def _uncount(self, client: str, user: str) -> None:
+        """A session counted by :meth:`_make_room` did not start, or ended."""
         if client:
             await self.per_client.close(client)
+        await self.quotas.close_session(user)
 
     async def forget(self, runner: SessionRunner) -> None:
         """Called by a runner as it ends."""
         if self._runners.get(runner.session_id) is runner:
             del self._runners[runner.session_id]
-        await self._uncount(runner.opened_by)
+        await self._uncount(runner.opened_by, runner.user)
         await self.streams.release(runner.session_id, runner.stream)
 
     def is_live(self, session_id: str) -> bool:
@@ -203,6 +218,7 @@ class SessionRegistry:
         await asyncio.gather(*(runner.close() for runner in runners))
         await self.ownership.close()  # any lease left goes now: others take over at once
         await self.per_client.stop()  # and this server's sessions count for nobody
+        await self.quotas.stop()
 
     @property
     def active(self) -> int:

@@ -91,12 +91,14 @@ class SessionHandle:
         stream: SessionEvents,
         *,
         client: str,
+        user: str = "",
     ) -> None:
         self.router = router
         self.session_id = session_id
         self.send = send
         self.stream = stream
         self.client = client
+        self.user = user
         self.holding: SessionRunner | None = None  # held while this socket is attached
 
     async def deliver(self, event: dict[str, Any]) -> None:
@@ -158,7 +160,7 @@ class SessionRouter:
     # --- a socket's frames -------------------------------------------------------
 
     async def open(
-        self, session_id: str, send: Send, frame: InitFrame, *, client: str
+        self, session_id: str, send: Send, frame: InitFrame, *, client: str, user: str = ""
     ) -> SessionHandle:
         """Answer a socket's ``init`` with ``ready`` and attach it to the session's events.
 
@@ -167,7 +169,7 @@ class SessionRouter:
         still held), exactly once and in order, from this server's stream.
         """
         stream = self.registry.streams.hold(session_id)
-        handle = SessionHandle(self, session_id, send, stream, client=client)
+        handle = SessionHandle(self, session_id, send, stream, client=client, user=user)
         try:
             answer = await self.run(handle, frame)
             ready, start = answer["frames"][0], answer["start"]
@@ -206,7 +208,9 @@ class SessionRouter:
         deadline = time.monotonic() + ROUTE_TIMEOUT_SECONDS
         while (runner := self.registry.live(session_id)) is None:
             try:
-                runner = await self.registry.start(session_id, client=handle.client)
+                runner = await self.registry.start(
+                    session_id, client=handle.client, user=handle.user
+                )
                 break
             except ClientAtLimit:
                 if not await self._release_elsewhere(handle.client):

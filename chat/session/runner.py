@@ -50,6 +50,7 @@ from chat.protocol import (
     file_content,
     file_contents,
 )
+from chat.quotas import UserQuotas
 from chat.session import store
 from chat.session.event_stream import Send, SessionEvents
 from chat.session.ownership import Lease, LeaseLost, Ownership
@@ -95,6 +96,10 @@ class RunnerRegistry(Protocol):
     async def forget(self, runner: SessionRunner) -> None:
         """The runner has ended."""
 
+    @property
+    def quotas(self) -> UserQuotas:
+        """The users' quotas (a turn counts against its session owner's)."""
+
 
 class _Wake:
     """Queue sentinel: a socket left; look again at whether the runner is idle."""
@@ -128,10 +133,14 @@ class SessionRunner:
         agents: AgentPool,
         make_client: ClientFactory,
         opened_by: str = "",
+        user: str = "",
     ) -> None:
         self.session_id = session_id
         self.lease = lease  # this server owns the session under it
         self.opened_by = opened_by  # the client address whose init started this runner
+        self.user = user  # the user whose init started it, counted in their live sessions
+        self.owner = ""  # the session's owner (its row's), whose quotas its turns count in
+        self._turn_in_quota = False  # the running turn is counted in the owner's quota
         self.workspace = workspaces.path_for(session_id)
         self.stream = stream
         self.lost = False  # the lease went to another server: nothing more is written
@@ -241,6 +250,8 @@ class SessionRunner:
         self._claim(RunnerState.TURN, "stop it first, or wait for it to end")
         turn = self.turn = Turn(message=frame.message, client_message_id=frame.client_message_id)
         try:
+            await self._registry.quotas.start_turn(self.owner)
+            self._turn_in_quota = True
             with self._as_owner():
                 turn.conflicts = await self._sync(frame.files, frame.base_hashes)
             # Recorded before it is queued: if this server dies from now on, the server
@@ -248,9 +259,15 @@ class SessionRunner:
             await store.start_turn(self.session_id, turn.state_id, turn.client_message_id)
         except BaseException:
             self.turn = None
+            await self._end_quota_turn()
             self._release(RunnerState.TURN)
             raise
         self._commands.put_nowait(turn)
+
+    async def _end_quota_turn(self) -> None:
+        if self._turn_in_quota:
+            self._turn_in_quota = False
+            await self._registry.quotas.end_turn(self.owner)
 
     async def _sync(
         self, files: dict[str, Any] | None, base_hashes: dict[str, str] | None
@@ -434,6 +451,7 @@ class SessionRunner:
             await workspaces.claim(session_id=self.session_id, token=self.lease.token)
             await leases.acquire_lease(session_id=self.session_id)
             record = await store.touch(self.session_id)
+            self.owner = record.owner
             await self.stream.own(self.lease, record.last_seq)
             for interrupted in await store.unfinished_turns(self.session_id):
                 await self._finish(
@@ -593,6 +611,7 @@ class SessionRunner:
                 resume_at=turn.translator.last_assistant_uuid if turn.translator else None,
                 client_message_id=turn.client_message_id,
                 counted=turn.counted,
+                cost_usd=turn.cost_usd,
             )
             await store.record_outcome(
                 self.session_id, self.stream.seq, turn.client_message_id, wire
@@ -602,6 +621,7 @@ class SessionRunner:
                 "storing the turn's outcome failed", extra={"sessionId": self.session_id}
             )
         logger.info("turn ended", extra={"sessionId": self.session_id, **turn.summary(terminal)})
+        await self._end_quota_turn()
         self.turn = None
         self._release(RunnerState.TURN)
         await self._publish(wire)

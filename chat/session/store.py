@@ -81,15 +81,22 @@ async def unfinished_turns(session_id: str) -> list[TurnRecord]:
 
 
 async def finish_turn(
-    state_id: str, *, resume_at: str | None, client_message_id: str | None, counted: bool
+    state_id: str,
+    *,
+    resume_at: str | None,
+    client_message_id: str | None,
+    counted: bool,
+    cost_usd: float = 0.0,
 ) -> None:
     """What undoing the turn must know: where its conversation ends (its last assistant
-    message), its client id, and whether it was counted in the message count."""
+    message), its client id, and whether it was counted in the message count; and what
+    it cost (the owner's spend per day)."""
     await TurnRecord.objects.filter(state_id=state_id).aupdate(
         resume_at=resume_at or "",
         client_message_id=client_message_id or "",
         counted=counted,
         finished=True,
+        cost_usd=cost_usd,
     )
 
 

@@ -54,6 +54,7 @@ class Turn:
     started: float = field(default_factory=time.monotonic)
     terminal: dict[str, Any] | None = None
     counted: bool = False  # the turn reached a result and is in the message count
+    cost_usd: float = 0.0  # what the model cost, once the turn reached a result
     first_text_ms: int | None = None  # from the message to its first streamed text
     tools: list[str] = field(default_factory=list)  # the tools it started, in order
 
@@ -139,7 +140,7 @@ class TurnRun:
         if ended is not None:
             ended = replace(ended, cost_usd=self.host.turn_cost(ended.cost_usd))
             await store.record_turn(self.host.session_id, ended.session_id, ended.cost_usd)
-            turn.counted = True
+            turn.counted, turn.cost_usd = True, ended.cost_usd
         if outcome == "stalled":
             return error_frame_for(model_error_for_exception(TimeoutError()))
         if outcome == "stopped" or (ended is not None and ended.interrupted):
