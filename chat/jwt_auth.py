@@ -23,6 +23,7 @@ a refusal logs its reason and key id.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import threading
@@ -30,6 +31,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
@@ -248,6 +250,12 @@ class JwtVerifier:
         self._loaded_at: float | None = None
         self._attempted_at: float | None = None
         self._last_load_failed = False
+        self._loading = False
+        # The one thread that reads the JWKS for averify (started on first use). Not the
+        # loop's default executor: while a slow provider is fetched (up to the timeout),
+        # the tokens waiting for it queue here, not on threads the rest of the server
+        # needs; when the fetch is done each finds the keys loaded (or is rate-limited).
+        self._fetcher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="jwks")
 
     # --- public -----------------------------------------------------------------
 
@@ -260,7 +268,9 @@ class JwtVerifier:
         try:
             return self._verify(token, may_fetch=False)
         except _NeedsFetch:
-            return await asyncio.to_thread(self._verify, token, may_fetch=True)
+            loop = asyncio.get_running_loop()
+            call = functools.partial(self._verify, token, may_fetch=True)
+            return await loop.run_in_executor(self._fetcher, call)
 
     # --- verification -------------------------------------------------------------
 
@@ -317,7 +327,11 @@ class JwtVerifier:
 
     def _key(self, kid: str, *, may_fetch: bool) -> jwt.PyJWK:
         key = self._keys.get(kid)
-        if (key is None or self._stale()) and self._load_due():
+        due = self._load_due()
+        # An unknown kid waits for a load in progress (a burst of sockets at start-up all
+        # wait for the first fetch, instead of being refused while it runs); a known key
+        # is used while a fresher set is on its way.
+        if (key is None and (due or self._loading)) or (key is not None and due and self._stale()):
             if not may_fetch:
                 raise _NeedsFetch
             with self._lock:
@@ -340,22 +354,29 @@ class JwtVerifier:
 
     def _load(self) -> None:
         """Look at the JWKS again (under the lock); on failure keep the keys known."""
-        self._attempted_at = self._clock()
+        self._loading = True
         try:
-            document = self._source.load()
-        except JwksError as exc:
-            self._last_load_failed = True
-            logger.warning("jwks unavailable", extra={"problem": str(exc)})
-            return
-        self._last_load_failed = False
-        self._loaded_at = self._clock()
-        if document is None:
-            return
-        keys = _signing_keys(document, self.algorithms)
-        if not keys:
-            logger.warning("jwks has no usable signing key", extra={"algorithms": self.algorithms})
-        self._keys = keys
-        logger.info("jwks loaded", extra={"kids": sorted(keys)})
+            self._attempted_at = self._clock()
+            try:
+                document = self._source.load()
+            except JwksError as exc:
+                self._last_load_failed = True
+                logger.warning("jwks unavailable", extra={"problem": str(exc)})
+                return
+            self._last_load_failed = False
+            self._loaded_at = self._clock()
+            if document is None:
+                return
+            keys = _signing_keys(document, self.algorithms)
+            if not keys:
+                logger.warning(
+                    "jwks has no usable signing key", extra={"algorithms": self.algorithms}
+                )
+            self._keys = keys
+            logger.info("jwks loaded", extra={"kids": sorted(keys)})
+        finally:
+            # Last: a token that saw no load in progress finds the keys of this one.
+            self._loading = False
 
 
 def _reason(exc: errors.PyJWTError) -> Reason:

@@ -393,24 +393,41 @@ def test_https_is_accepted_without_fetching_at_construction() -> None:
 
 
 async def test_averify_reads_the_jwks_on_a_thread_and_known_keys_on_the_loop(
-    jwks_server, rsa_key, monkeypatch
+    jwks_server, rsa_key
 ) -> None:
     verifier = url_verifier(jwks_server, FakeClock())
-    threads = []
-    to_thread = asyncio.to_thread
+    loads = []
+    load = verifier._source.load
 
-    async def counting_to_thread(function, *args, **kwargs):
-        threads.append(function)
-        return await to_thread(function, *args, **kwargs)
+    def recording_load():
+        loads.append(threading.current_thread().name)
+        return load()
 
-    monkeypatch.setattr(asyncio, "to_thread", counting_to_thread)
+    verifier._source.load = recording_load
+    decodes = []
+    decode = verifier._decode
+
+    def recording_decode(*args):
+        decodes.append(threading.current_thread() is threading.main_thread())
+        return decode(*args)
+
+    verifier._decode = recording_decode
     assert (await verifier.averify(rsa_key.mint(sub="a"))).subject == "a"
-    assert len(threads) == 1
     assert (await verifier.averify(rsa_key.mint(sub="b"))).subject == "b"
     with pytest.raises(InvalidToken) as refused:
         await verifier.averify(rsa_key.mint(exp=int(time.time()) - 3600))
     assert refused.value.reason == "expired"
-    assert len(threads) == 1
+    assert [name.startswith("jwks") for name in loads] == [True]
+    # The first token waited for the fetch on the jwks thread; the others, on the loop.
+    assert decodes == [False, True, True]
+    assert jwks_server.requests == 1
+
+
+async def test_tokens_waiting_for_a_fetch_share_it(jwks_server, rsa_key) -> None:
+    verifier = url_verifier(jwks_server, FakeClock())
+    tokens = [rsa_key.mint(sub=f"user-{n}") for n in range(20)]
+    claims = await asyncio.gather(*(verifier.averify(token) for token in tokens))
+    assert [c.subject for c in claims] == [f"user-{n}" for n in range(20)]
     assert jwks_server.requests == 1
 
 
