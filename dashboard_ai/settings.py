@@ -66,9 +66,37 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
+# The Django admin (docs/operations.md, "The admin"): read-only pages of the sessions,
+# turns and spend per day at /admin/, behind Django's staff login. Off: not installed,
+# /admin/ is a 404. Needs a fixed SECRET_KEY (the login is a signed session cookie).
+ADMIN_ENABLED = read_bool("ADMIN_ENABLED", False)
+if ADMIN_ENABLED:
+    INSTALLED_APPS.insert(INSTALLED_APPS.index("django.contrib.auth"), "django.contrib.admin")
+    INSTALLED_APPS.insert(
+        INSTALLED_APPS.index("django.contrib.sessions"), "django.contrib.messages"
+    )
+    MIDDLEWARE.insert(
+        MIDDLEWARE.index("django.middleware.clickjacking.XFrameOptionsMiddleware"),
+        "django.contrib.messages.middleware.MessageMiddleware",
+    )
+
 ROOT_URLCONF = "dashboard_ai.urls"
 ASGI_APPLICATION = "dashboard_ai.asgi.application"
 TEMPLATES: list[dict[str, object]] = []
+if ADMIN_ENABLED:
+    TEMPLATES.append(
+        {
+            "BACKEND": "django.template.backends.django.DjangoTemplates",
+            "APP_DIRS": True,
+            "OPTIONS": {
+                "context_processors": [
+                    "django.template.context_processors.request",
+                    "django.contrib.auth.context_processors.auth",
+                    "django.contrib.messages.context_processors.messages",
+                ]
+            },
+        }
+    )
 STATIC_URL = "static/"
 
 # SQLite (a file) on one machine; postgres://user:password@host:port/name (psycopg 3)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from django.urls import path
+from django.conf import settings
+from django.urls import URLPattern, URLResolver, path
 
 from chat.api import client_library, health, sessions
 
-urlpatterns = [
+urlpatterns: list[URLPattern | URLResolver] = [
     path("health", health.health, name="health"),
     *(
         path(f"client/{name}", client_library.client_file, {"name": name}, name=name)
@@ -20,6 +21,12 @@ urlpatterns = [
         name="api-session-messages",
     ),
 ]
+
+if settings.ADMIN_ENABLED:
+    # Imported only when installed: with ADMIN_ENABLED off there is no admin app at all.
+    from django.contrib import admin
+
+    urlpatterns.append(path("admin/", admin.site.urls))
 
 handler400 = "chat.api.errors.bad_request"
 handler403 = "chat.api.errors.permission_denied"

@@ -1,0 +1,186 @@
+"""The Django admin of the session records (ADMIN_ENABLED): read-only, for operators.
+
+Loaded by the admin's autodiscovery, so only when ``django.contrib.admin`` is installed.
+Nobody may add, change or delete here, superusers included: the records are the
+server's, and a hand edit (a cost, a message count) would corrupt quotas and resumes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.contrib import admin
+from django.contrib.admin.views.main import ChangeList
+from django.core.exceptions import PermissionDenied
+from django.db.models import Count, F, OuterRef, QuerySet, Subquery, Sum
+from django.db.models.functions import TruncDate
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path
+
+from chat.management.commands.sessions import size
+from chat.models import ChatSession, TurnOutcome, TurnRecord
+from chat.runtime import get_runtime
+from workspaces import storage
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    """Viewing only: no add, change or delete, whoever asks."""
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class SessionChangeList(ChangeList):
+    """The sessions' page, with each one's workspace files and bytes from one query."""
+
+    def get_results(self, request: HttpRequest) -> None:
+        super().get_results(request)
+        # As `manage.py sessions` does: one query for the page's sessions.
+        sizes = storage.current_sizes([record.session_id for record in self.result_list])
+        for record in self.result_list:
+            record.workspace = sizes.get(record.session_id, (0, 0))
+
+
+@admin.register(ChatSession)
+class ChatSessionAdmin(ReadOnlyAdmin):
+    """The sessions, most recently used first, with their workspace size and liveness."""
+
+    list_display = (
+        "session_id",
+        "owner",
+        "public_id",
+        "created_at",
+        "last_active_at",
+        "message_count",
+        "cost",
+        "workspace_size",
+        "live_here",
+    )
+    search_fields = ("session_id", "public_id", "owner")
+    ordering = ("-last_active_at",)
+    date_hierarchy = "last_active_at"
+    list_per_page = 50
+
+    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
+        return SessionChangeList
+
+    @admin.display(description="cost $", ordering="cost_usd")
+    def cost(self, record: ChatSession) -> str:
+        return f"{record.cost_usd:.4f}"
+
+    @admin.display(description="workspace")
+    def workspace_size(self, record: ChatSession) -> str:
+        files, count = getattr(record, "workspace", (0, 0))
+        return f"{files} files, {size(count)}"
+
+    # The registry of this process is a dictionary lookup. A session live on another
+    # server of a cluster is not shown: its owner is a lease in Redis (chat.cluster.leases),
+    # a network round trip per row from a synchronous page; the header says so.
+    @admin.display(
+        description=f"live on this server ({settings.SERVER_ID})"
+        + ("; other servers not shown" if settings.REDIS_URL else ""),
+        boolean=True,
+    )
+    def live_here(self, record: ChatSession) -> bool:
+        return get_runtime().sessions.is_live(record.session_id)
+
+
+def _outcome(field: str) -> Subquery:
+    """A key of the stored terminal frame of a turn, when it was kept (clientMessageId)."""
+    return Subquery(
+        TurnOutcome.objects.filter(
+            session=OuterRef("session"), client_message_id=OuterRef("client_message_id")
+        ).values(field)[:1]
+    )
+
+
+@admin.register(TurnRecord)
+class TurnRecordAdmin(ReadOnlyAdmin):
+    """The turns, newest first; duration, tokens and outcome from the stored terminal frame."""
+
+    list_display = (
+        "created_at",
+        "session",
+        "finished",
+        "cost",
+        "outcome",
+        "duration",
+        "tokens",
+    )
+    list_select_related = ("session",)
+    list_filter = ("finished",)
+    search_fields = ("session__session_id", "session__owner", "session__public_id")
+    date_hierarchy = "created_at"
+    ordering = ("-created_at", "-pk")
+    list_per_page = 100
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[TurnRecord]:
+        turns: QuerySet[TurnRecord] = super().get_queryset(request)
+        return turns.annotate(outcome_frame=_outcome("frame"))
+
+    @admin.display(description="cost $", ordering="cost_usd")
+    def cost(self, turn: TurnRecord) -> str:
+        return f"{turn.cost_usd:.4f}"
+
+    def _frame(self, turn: TurnRecord) -> dict[str, Any]:
+        frame = getattr(turn, "outcome_frame", None)
+        return frame if isinstance(frame, dict) else {}
+
+    @admin.display(description="outcome (stored ones only)")
+    def outcome(self, turn: TurnRecord) -> str:
+        frame = self._frame(turn)
+        if not frame:
+            return "running" if not turn.finished else "-"
+        if frame.get("type") == "complete":
+            return "stopped" if frame.get("stopped") else "complete"
+        return str(frame.get("code") or frame.get("type") or "-")
+
+    @admin.display(description="duration s")
+    def duration(self, turn: TurnRecord) -> str:
+        milliseconds = self._frame(turn).get("durationMs")
+        return f"{milliseconds / 1000:.1f}" if isinstance(milliseconds, int) else "-"
+
+    @admin.display(description="tokens in / out")
+    def tokens(self, turn: TurnRecord) -> str:
+        usage = self._frame(turn).get("usage")
+        if not isinstance(usage, dict):
+            return "-"
+        return f"{usage.get('inputTokens', 0)} / {usage.get('outputTokens', 0)}"
+
+    def get_urls(self) -> list[URLPattern]:
+        per_day = path(
+            "per-day/",
+            self.admin_site.admin_view(self.per_day_view),
+            name="chat_turnrecord_per_day",
+        )
+        return [per_day, *super().get_urls()]
+
+    def per_day_view(self, request: HttpRequest) -> HttpResponse:
+        """Turns, sessions and model cost per UTC day, newest first."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        days = (
+            TurnRecord.objects.annotate(day=TruncDate("created_at"))
+            .values("day")
+            .annotate(
+                turns=Count("pk"),
+                sessions=Count("session", distinct=True),
+                cost=Sum("cost_usd"),
+            )
+            .order_by(F("day").desc())[:90]
+        )
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": "Model cost per day (UTC)",
+            "days": list(days),
+        }
+        return TemplateResponse(request, "admin/chat/turnrecord/per_day.html", context)
