@@ -129,9 +129,12 @@ EXAMPLES = examples()
 
 
 def _import_all(package: Any) -> None:
-    """Import every module of ``package`` (but migrations), so every subclass exists."""
+    """Import every module of ``package`` (but migrations), so every subclass exists.
+
+    ``admin`` modules are skipped: they import only when ``ADMIN_ENABLED`` installs the admin.
+    """
     for info in pkgutil.walk_packages(package.__path__, package.__name__ + "."):
-        if ".migrations" not in info.name:
+        if ".migrations" not in info.name and not info.name.endswith(".admin"):
             importlib.import_module(info.name)
 
 
