@@ -5,13 +5,22 @@ from __future__ import annotations
 from django.conf import settings
 from django.urls import URLPattern, URLResolver, path
 
-from chat.api import client_library, health, sessions
+from chat.api import client_library, console, health, sessions
 
 urlpatterns: list[URLPattern | URLResolver] = [
     path("health", health.health, name="health"),
     *(
         path(f"client/{name}", client_library.client_file, {"name": name}, name=name)
         for name in client_library.CLIENT_FILES
+    ),
+    *(
+        path(
+            f"console/{name}",
+            console.console_file,
+            {"name": name},
+            name=f"console-{name or 'page'}",
+        )
+        for name in console.CONSOLE_FILES
     ),
     path("api/sessions", sessions.session_list, name="api-sessions"),
     path("api/sessions/<str:session_id>", sessions.session, name="api-session"),
