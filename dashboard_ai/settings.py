@@ -79,6 +79,13 @@ if ADMIN_ENABLED:
         MIDDLEWARE.index("django.middleware.clickjacking.XFrameOptionsMiddleware"),
         "django.contrib.messages.middleware.MessageMiddleware",
     )
+    # daphne serves no static files: WhiteNoise serves the admin's CSS and JavaScript
+    # straight from the installed apps (their finders), so no collectstatic step is needed.
+    MIDDLEWARE.insert(
+        MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1,
+        "whitenoise.middleware.WhiteNoiseMiddleware",
+    )
+    WHITENOISE_USE_FINDERS = True
 
 ROOT_URLCONF = "dashboard_ai.urls"
 ASGI_APPLICATION = "dashboard_ai.asgi.application"

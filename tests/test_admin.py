@@ -95,6 +95,14 @@ def test_staff_sees_a_session_in_the_sessions_list(client, records) -> None:
 
 
 @enabled
+def test_the_admin_stylesheet_is_served_without_collectstatic(client) -> None:
+    response = client.get("/static/admin/css/base.css")
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/css")
+    assert b"body" in b"".join(response.streaming_content)
+
+
+@enabled
 def test_sessions_are_searchable_by_owner(client, records) -> None:
     ChatSession.objects.create(session_id="s-admin-2", owner="bob")
     client.force_login(staff())
