@@ -5,7 +5,9 @@ keys)`` writes their public halves as a JWKS file (replaced atomically, so a ver
 sees a new inode); ``key.mint(sub=...)`` signs a token with standard claims (``ISSUER``,
 ``AUDIENCE``, ``iat``, ``exp`` five minutes on) that any claim keyword overrides, or
 removes when given as ``None``. ``hand_built`` assembles a token from raw parts, for
-the ones PyJWT refuses to sign (``alg: none``, HS256 keyed with a public key).
+the ones PyJWT refuses to sign (``alg: none``, HS256 keyed with a public key);
+``tampered(token)`` is a token with one character of its signature changed.
+``server_settings(jwks)`` is the environment of a live server trusting a JWKS file.
 """
 
 from __future__ import annotations
@@ -80,6 +82,24 @@ def hand_built(
     if hs256_secret is not None:
         signature = hmac.new(hs256_secret, signing_input.encode(), hashlib.sha256).digest()
     return f"{signing_input}.{b64url(signature)}"
+
+
+def tampered(token: str) -> str:
+    """``token`` with one character in the middle of its signature changed."""
+    head, payload, signature = token.split(".")
+    middle = len(signature) // 2
+    flipped = "A" if signature[middle] != "A" else "B"
+    return f"{head}.{payload}.{signature[:middle]}{flipped}{signature[middle + 1 :]}"
+
+
+def server_settings(jwks: Path) -> dict[str, str]:
+    """The environment of a server in ``AUTH_MODE=jwt`` that trusts the keys of ``jwks``."""
+    return {
+        "AUTH_MODE": "jwt",
+        "AUTH_JWT_JWKS": str(jwks),
+        "AUTH_JWT_ISSUER": ISSUER,
+        "AUTH_JWT_AUDIENCE": AUDIENCE,
+    }
 
 
 def standard_claims(**claims: Any) -> dict[str, Any]:

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -144,6 +145,18 @@ class LiveServer:
         request = urllib.request.Request(self.http_url + path, headers=headers or {})
         with urllib.request.urlopen(request, timeout=5) as response:
             return json.loads(response.read())
+
+    def fetch(
+        self, path: str, method: str = "GET", headers: dict[str, str] | None = None
+    ) -> tuple[int, bytes]:
+        """The status and body of any answer to ``method path``, error statuses included."""
+        request = urllib.request.Request(self.http_url + path, method=method, headers=headers or {})
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return response.status, response.read()
+        except urllib.error.HTTPError as error:
+            with error:
+                return error.code, error.read()
 
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace")
