@@ -80,6 +80,8 @@ class LiveServer:
         log = self.log_path.open("ab")
         command = [
             str(DAPHNE),
+            "-v",
+            "0",  # no access log: as bin/serve, whose comment says why
             "-b",
             "127.0.0.1",
             "-p",
