@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import secrets
 import time
 from typing import Any
 
@@ -96,6 +97,7 @@ class ChatConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
 
     async def connect(self) -> None:
         self.runtime: Runtime = get_runtime()
+        self.connection_id = secrets.token_hex(4)  # in every log line about the socket
         self.opened_at = time.monotonic()
         self.sessions: dict[str, SessionHandle] = {}
         self.rate = TokenBucket(settings.CHAT_RATE_PER_SECOND, settings.CHAT_RATE_BURST)
@@ -122,7 +124,7 @@ class ChatConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
         self.counted = True
         self.expiry.watch(self.identity.expires_at)
         self.runtime.sockets.track(self.close_with)
-        logger.info("websocket connected", extra=self._who())
+        logger.info("connection opened", extra=self._who())
 
     async def refuse(self, exc: ChatError, close_code: int) -> None:
         """Tell the client why in an ``error`` frame, then close the socket."""
@@ -140,7 +142,7 @@ class ChatConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
         for handle in sessions.values():
             await handle.leave()
         logger.info(
-            "websocket disconnected",
+            "connection closed",
             extra={
                 **self._who(),
                 "closeCode": code,
@@ -241,6 +243,11 @@ class ChatConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
         The session's seq is not advanced: the error is not an event of the session.
         """
         error = error_frame_for(exc)
+        fields = {**self._who(), "code": error.code}
+        if about is not None:  # the server's id, as in the session's lines ("turn ended")
+            fields["sessionId"] = owners.server_id(self.identity, about.session_id)
+        level = logging.ERROR if error.code == "INTERNAL" else logging.WARNING
+        logger.log(level, "error sent", extra=fields)
         if isinstance(about, MessageFrame) and about.client_message_id:
             error = error.model_copy(update={"client_message_id": about.client_message_id})
         handle = self.sessions.get(about.session_id) if about else None
@@ -260,6 +267,7 @@ class ChatConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
         client = self.scope.get("client") or ("?", 0)
         headers = dict(self.scope.get("headers") or [])
         return {
+            "connectionId": self.connection_id,
             "client": f"{client[0]}:{client[1]}",
             "origin": headers.get(b"origin", b"").decode("latin-1")[:200],
         }

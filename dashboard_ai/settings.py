@@ -257,17 +257,17 @@ LOG_FORMAT = read_choice("LOG_FORMAT", "text" if DEBUG else "json", ("text", "js
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"redact": {"()": "dashboard_ai.logging.RedactSecretsFilter"}},
+    # structlog renders every record (fields from extra=, secrets redacted last): see
+    # dashboard_ai/logging.py.
     "formatters": {
-        "text": {"()": "dashboard_ai.logging.TextFormatter"},
-        "json": {"()": "dashboard_ai.logging.JsonFormatter"},
+        "text": {"()": "dashboard_ai.logging.formatter", "fmt": "text"},
+        "json": {"()": "dashboard_ai.logging.formatter", "fmt": "json"},
     },
     "handlers": {
         "stdout": {
             "class": "logging.StreamHandler",
             "stream": "ext://sys.stdout",
             "formatter": LOG_FORMAT,
-            "filters": ["redact"],
         }
     },
     "root": {"handlers": ["stdout"], "level": LOG_LEVEL},
