@@ -18,7 +18,7 @@ from channels.db import aclose_old_connections
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
-from chat import owners
+from chat import metrics, owners
 from chat.auth import NOBODY, SUBPROTOCOL, Identity, identify_socket
 from chat.credential_expiry import CredentialExpiry
 from chat.exceptions import (
@@ -171,6 +171,8 @@ class ChatConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
         except Exception:
             logger.exception("frame handling failed", extra=self._who())
             await self.send_error(Exception(), frame)
+        finally:
+            metrics.frame_in(frame)
 
     async def dispatch_frame(self, frame: ClientFrame) -> None:
         """Hand one validated frame to the session it names (by the server's id of it:
@@ -236,6 +238,7 @@ class ChatConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
             await self.close(code=CLOSE_SLOW_READER)
             return
         await self.send(text_data=text)
+        metrics.frame_out(frame.get("type"))
 
     async def send_error(self, exc: Exception, about: ClientFrame | None) -> None:
         """Answer this socket alone with an ``error`` about the frame it sent.
@@ -256,6 +259,7 @@ class ChatConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
         else:
             session_id = about.session_id if about else None
             await self._send(error.model_copy(update={"session_id": session_id}).to_wire())
+        metrics.error_answered(error.code)  # a refusal, when the code is one
 
     async def end_expired(self) -> None:
         """The socket's credentials expired and its turns have ended: say so and close."""

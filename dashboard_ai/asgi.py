@@ -50,6 +50,12 @@ application = ProtocolTypeRouter(
     }
 )
 
+if settings.METRICS_MODE == "port":
+    # The metrics on a port of their own (prometheus_client's server, on a thread).
+    from chat.metrics import serve_on_port
+
+    serve_on_port()
+
 # Where a server process starts: the graceful SIGTERM handler (a no-op off the main
 # thread, as under runserver's autoreloader; chat.apps covers that case).
 shutdown.install(get_runtime())

@@ -9,6 +9,8 @@ from channels.security.websocket import OriginValidator, WebsocketDenier
 from django.conf import settings
 from django.http.request import split_domain_port, validate_host
 
+from chat import metrics
+
 logger = logging.getLogger("dashboard_ai.security")
 
 
@@ -26,6 +28,7 @@ class BrowserOriginValidator(OriginValidator):  # type: ignore[misc]
             return True
         valid = bool(self.validate_origin(parsed_origin))
         if not valid:
+            metrics.refused("origin")
             logger.warning(
                 "websocket origin refused", extra={"origin": parsed_origin.geturl()[:200]}
             )
@@ -43,5 +46,6 @@ class AllowedHostValidator:
         domain, _port = split_domain_port(host)
         if domain and validate_host(domain, settings.ALLOWED_HOSTS):
             return await self.application(scope, receive, send)
+        metrics.refused("host")
         logger.warning("websocket host refused", extra={"host": host[:200]})
         return await WebsocketDenier()(scope, receive, send)

@@ -251,6 +251,22 @@ if AUTH_MODE == "jwt":
         if not _value:
             raise ConfigError(_name, "is required when AUTH_MODE=jwt")
 
+# --- Metrics -----------------------------------------------------------------
+# Prometheus metrics (chat/metrics.py): off (GET /metrics is a 404), token (GET /metrics
+# on the main port with "Authorization: Bearer <METRICS_TOKEN>"), or port (a plain HTTP
+# exposition server of its own on METRICS_HOST:METRICS_PORT; /metrics on the main port
+# is a 404).
+METRICS_MODE = read_choice("METRICS_MODE", "off", ("off", "token", "port"))
+METRICS_TOKEN = read("METRICS_TOKEN", env.str, "")
+if METRICS_MODE == "token" and len(METRICS_TOKEN) < 16:
+    raise ConfigError(
+        "METRICS_TOKEN", "must be set, 16 characters or more, when METRICS_MODE=token"
+    )
+METRICS_HOST = read("METRICS_HOST", env.str, "127.0.0.1")
+METRICS_PORT = read_int("METRICS_PORT", 9100, minimum=1)
+if METRICS_PORT > 65535:
+    raise ConfigError("METRICS_PORT", f"must be at most 65535, got {METRICS_PORT}")
+
 # --- Logging -----------------------------------------------------------------
 LOG_LEVEL = read_choice("LOG_LEVEL", "INFO", ("debug", "info", "warning", "error")).upper()
 LOG_FORMAT = read_choice("LOG_FORMAT", "text" if DEBUG else "json", ("text", "json"))

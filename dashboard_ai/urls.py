@@ -6,9 +6,11 @@ from django.conf import settings
 from django.urls import URLPattern, URLResolver, path
 
 from chat.api import client_library, console, health, sessions
+from chat.api.metrics import metrics_view
 
 urlpatterns: list[URLPattern | URLResolver] = [
     path("health", health.health, name="health"),
+    path("metrics", metrics_view, name="metrics"),  # 404 unless METRICS_MODE=token
     *(
         path(f"client/{name}", client_library.client_file, {"name": name}, name=name)
         for name in client_library.CLIENT_FILES

@@ -22,6 +22,7 @@ from typing import Any
 from claude_agent_sdk import HookContext, HookMatcher
 from django.conf import settings
 
+from chat import metrics
 from workspaces.exceptions import InvalidPath, short_repr
 from workspaces.paths import resolve_inside
 
@@ -176,6 +177,7 @@ def tool_gate(workspace: Path, session_id: str) -> HookMatcher:
         problem = await asyncio.to_thread(tool_problem, workspace, tool, tool_input)
         if problem is None:
             return {}
+        metrics.refused("tool_gate")
         # The reason does not name what was outside; the server's log does.
         paths = {key: tool_input.get(key) for key in _NAMED_INPUTS.get(tool, ())}
         logger.warning(

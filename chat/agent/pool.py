@@ -65,6 +65,10 @@ class AgentPool:
         """How many CLI processes hold a slot."""
         return len(self._holders)
 
+    def session_ids(self) -> tuple[str, ...]:
+        """The sessions whose CLI holds a slot (for the metrics of their memory)."""
+        return tuple(self._holders)
+
     async def acquire(
         self, holder: AgentHolder, *, stop: asyncio.Event | None = None, spare: bool = False
     ) -> None:

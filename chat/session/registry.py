@@ -8,6 +8,7 @@ from collections import OrderedDict
 
 from django.conf import settings
 
+from chat import metrics
 from chat.agent.pool import AgentPool
 from chat.agent.process import ClientFactory
 from chat.exceptions import QuotaExceeded, ServerBusy
@@ -121,6 +122,7 @@ class SessionRegistry:
         runner = self._runners.get(lease.session_id)
         if runner is not None and runner.lease == lease:
             logger.warning("session taken over", extra={"sessionId": lease.session_id})
+            metrics.leases_lost.inc()
             runner.lose()
 
     async def _make_room(self, client: str, user: str) -> bool:

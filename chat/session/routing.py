@@ -31,6 +31,7 @@ from channels.layers import BaseChannelLayer
 from django.conf import settings
 from redis.exceptions import RedisError
 
+from chat import metrics
 from chat.cluster.keys import server_channel
 from chat.exceptions import ChatError, InternalError, SessionUnavailable
 from chat.outage import Outage
@@ -241,6 +242,7 @@ class SessionRouter:
             "client": handle.client,
             "frame": frame.model_dump(mode="json", by_alias=True, exclude_none=True),
         }
+        metrics.routed.labels("sent").inc()
         try:
             async with asyncio.timeout(ROUTE_TIMEOUT_SECONDS):
                 result = await self._ask(owner, call, session_id=handle.session_id)
@@ -328,6 +330,7 @@ class SessionRouter:
         """Run a frame another server routed here; answer it."""
         data = message["frame"]
         frame = CLIENT_FRAMES[data["type"]].model_validate(data)
+        metrics.routed.labels("served").inc()
         result: dict[str, Any]
         try:
             runner = self.registry.live(frame.session_id)
@@ -372,6 +375,7 @@ class SessionRouter:
                     if await self.registry.ownership.owner(session_id) is None:
                         await self.registry.start(session_id, client="")
                         logger.info("session taken over", extra={"sessionId": session_id})
+                        metrics.takeovers.inc()
                 except OwnedElsewhere:
                     pass  # another server was quicker
                 except Exception as exc:

@@ -22,6 +22,7 @@ from typing import Any, Protocol
 from claude_agent_sdk import ClaudeSDKError
 from django.conf import settings
 
+from chat import metrics
 from chat.agent import options
 from chat.agent.errors import model_error_for_exception
 from chat.agent.pool import AgentPool, NoSpareSlot
@@ -199,6 +200,8 @@ class SessionRunner:
                 await workspaces.ensure_current(session_id=self.session_id)
         replay = None if frame.last_seq is None else await self.stream.replay(frame.last_seq)
         truncated = frame.last_seq is not None and replay is None
+        if frame.last_seq is not None:
+            metrics.replay(truncated=truncated)
         snapshot = await workspaces.snapshot(session_id=self.session_id)
         ready = self.stream.stamp(
             ReadyFrame(
@@ -263,6 +266,7 @@ class SessionRunner:
             self._release(RunnerState.TURN)
             raise
         self._commands.put_nowait(turn)
+        metrics.turns_started.inc()
 
     async def _end_quota_turn(self) -> None:
         if self._turn_in_quota:
@@ -620,7 +624,9 @@ class SessionRunner:
             logger.exception(
                 "storing the turn's outcome failed", extra={"sessionId": self.session_id}
             )
-        logger.info("turn ended", extra={"sessionId": self.session_id, **turn.summary(terminal)})
+        summary = turn.summary(terminal)
+        logger.info("turn ended", extra={"sessionId": self.session_id, **summary})
+        metrics.turn_ended(summary, ran_here=state_id is None)
         await self._end_quota_turn()
         self.turn = None
         self._release(RunnerState.TURN)
