@@ -9,6 +9,7 @@ each test compares what it reads after with what it read before.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -454,3 +455,13 @@ def test_metrics_token_is_redacted_from_logs(settings) -> None:
 
     settings.METRICS_TOKEN = METRICS_TOKEN
     assert METRICS_TOKEN in _secret_values()
+
+
+def test_docs_operations_lists_every_metric_and_no_other() -> None:
+    doc = (ROOT / "docs" / "operations.md").read_text()
+    families = list(metrics.REGISTRY.collect())
+    known = {f.name for f in families} | {s.name for f in families for s in f.samples}
+
+    for family in families:
+        assert family.name in doc, family.name
+    assert set(re.findall(r"dashboard_ai_\w+", doc)) <= known
