@@ -18,7 +18,10 @@ from django.db.models.functions import TruncDate
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path
+from redis import Redis as SyncRedis
 
+from chat.cluster.connection import UNREACHABLE
+from chat.cluster.leases import lease_holders
 from chat.management.commands.sessions import size
 from chat.models import ChatSession, TurnOutcome, TurnRecord
 from chat.runtime import get_runtime
@@ -38,20 +41,45 @@ class ReadOnlyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         return False
 
 
+#: What the "live on" column shows when Redis does not answer.
+UNKNOWN_SERVER = "unknown: Redis does not answer"
+
+
+def live_on(session_ids: list[str]) -> dict[str, str] | None:
+    """The server each session is live on (sessions live nowhere are left out): in a
+    fleet the holders of their leases in Redis, one round trip for the page; on one
+    server this process's registry. ``None`` when Redis cannot be reached."""
+    if not settings.REDIS_URL:
+        registry = get_runtime().sessions
+        return {key: settings.SERVER_ID for key in session_ids if registry.is_live(key)}
+    redis = SyncRedis.from_url(settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
+    try:
+        return lease_holders(redis, session_ids)
+    except UNREACHABLE:
+        return None
+    finally:
+        redis.close()
+
+
 class SessionChangeList(ChangeList):
-    """The sessions' page, with each one's workspace files and bytes from one query."""
+    """The sessions' page, with each one's workspace files and bytes from one query and
+    the server it is live on from one Redis round trip."""
 
     def get_results(self, request: HttpRequest) -> None:
         super().get_results(request)
+        keys = [record.session_id for record in self.result_list]
         # As `manage.py sessions` does: one query for the page's sessions.
-        sizes = storage.current_sizes([record.session_id for record in self.result_list])
+        sizes = storage.current_sizes(keys)
+        servers = live_on(keys)
         for record in self.result_list:
             record.workspace = sizes.get(record.session_id, (0, 0))
+            record.server = UNKNOWN_SERVER if servers is None else servers.get(record.session_id)
 
 
 @admin.register(ChatSession)
 class ChatSessionAdmin(ReadOnlyAdmin):
-    """The sessions, most recently used first, with their workspace size and liveness."""
+    """The sessions, most recently used first, with their workspace size and the server
+    each is live on."""
 
     list_display = (
         "session_id",
@@ -62,7 +90,7 @@ class ChatSessionAdmin(ReadOnlyAdmin):
         "message_count",
         "cost",
         "workspace_size",
-        "live_here",
+        "live_on",
     )
     search_fields = ("session_id", "public_id", "owner")
     ordering = ("-last_active_at",)
@@ -81,16 +109,9 @@ class ChatSessionAdmin(ReadOnlyAdmin):
         files, count = getattr(record, "workspace", (0, 0))
         return f"{files} files, {size(count)}"
 
-    # The registry of this process is a dictionary lookup. A session live on another
-    # server of a cluster is not shown: its owner is a lease in Redis (chat.cluster.leases),
-    # a network round trip per row from a synchronous page; the header says so.
-    @admin.display(
-        description=f"live on this server ({settings.SERVER_ID})"
-        + ("; other servers not shown" if settings.REDIS_URL else ""),
-        boolean=True,
-    )
-    def live_here(self, record: ChatSession) -> bool:
-        return get_runtime().sessions.is_live(record.session_id)
+    @admin.display(description="live on (server id)")
+    def live_on(self, record: ChatSession) -> str:
+        return getattr(record, "server", None) or "-"
 
 
 def _outcome(field: str) -> Subquery:

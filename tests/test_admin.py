@@ -15,9 +15,12 @@ from datetime import UTC, datetime
 import pytest
 from django.conf import settings
 from django.contrib.auth.models import Permission, User
+from redis import Redis
 
+from chat.cluster.keys import lease_key
 from chat.models import ChatSession, TurnOutcome, TurnRecord
 from tests.support.live import ROOT
+from tests.support.ports import free_port
 
 enabled = pytest.mark.skipif(not settings.ADMIN_ENABLED, reason="runs with ADMIN_ENABLED=true")
 disabled = pytest.mark.skipif(settings.ADMIN_ENABLED, reason="runs with ADMIN_ENABLED off")
@@ -91,7 +94,42 @@ def test_staff_sees_a_session_in_the_sessions_list(client, records) -> None:
     assert "s-admin-1" in page
     assert "alice" in page
     assert "0.5000" in page
-    assert f"Live on this server ({settings.SERVER_ID})" in page
+    assert "Live on (server id)" in page
+
+
+@enabled
+def test_the_sessions_list_shows_the_server_each_session_is_live_on(
+    client, records, settings, redis_server
+) -> None:
+    ChatSession.objects.create(session_id="s-admin-idle", owner="bob")
+    settings.REDIS_URL = redis_server.url
+    redis = Redis.from_url(redis_server.url)
+    redis.set(lease_key("s-admin-1"), "server-b-4242 7")  # as another server holds it
+    client.force_login(staff())
+
+    page = client.get("/admin/chat/chatsession/").content.decode()
+
+    row = {key: _row(page, key) for key in ("s-admin-1", "s-admin-idle")}
+    assert "server-b-4242" in row["s-admin-1"]
+    assert "server-b" not in row["s-admin-idle"]
+    redis.close()
+
+
+@enabled
+def test_the_sessions_list_says_when_redis_does_not_answer(client, records, settings) -> None:
+    settings.REDIS_URL = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
+    client.force_login(staff())
+
+    response = client.get("/admin/chat/chatsession/")
+
+    assert response.status_code == 200
+    assert "unknown: Redis does not answer" in _row(response.content.decode(), "s-admin-1")
+
+
+def _row(page: str, text: str) -> str:
+    """The table row of the admin's list page that holds ``text``."""
+    (row,) = [row for row in page.split("<tr") if text in row and "</td>" in row]
+    return row
 
 
 @enabled

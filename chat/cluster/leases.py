@@ -21,9 +21,11 @@ import asyncio
 import logging
 import time
 import weakref
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from redis import Redis as SyncRedis
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
@@ -80,6 +82,24 @@ def _value(lease: Lease) -> str:
     return lease_value(lease.server_id, lease.token)
 
 
+def _holder(value: bytes | str | None) -> str | None:
+    """The server id of a lease key's value (``None``: nobody holds the session)."""
+    if value is None:
+        return None
+    text = value.decode() if isinstance(value, bytes) else str(value)
+    return text.split(" ", 1)[0]
+
+
+def lease_holders(redis: SyncRedis, session_ids: Sequence[str]) -> dict[str, str]:
+    """Which server holds each session's lease, in one round trip (sessions nobody
+    holds are left out); for synchronous readers such as the admin's pages."""
+    pipeline = redis.pipeline(transaction=False)  # keys of many slots: no MULTI
+    for session_id in session_ids:
+        pipeline.get(lease_key(session_id))
+    held = zip(session_ids, (_holder(value) for value in pipeline.execute()), strict=True)
+    return {session_id: server for session_id, server in held if server is not None}
+
+
 class RedisOwnership:
     """The leases of this server in a Redis shared by the fleet (an :class:`Ownership`).
 
@@ -134,11 +154,7 @@ class RedisOwnership:
             return lease
 
     async def owner(self, session_id: str) -> str | None:
-        value = await self._redis.get(lease_key(session_id))
-        if value is None:
-            return None
-        text = value.decode() if isinstance(value, bytes) else str(value)
-        return text.split(" ", 1)[0]
+        return _holder(await self._redis.get(lease_key(session_id)))
 
     async def release(self, lease: Lease) -> None:
         """Give the lease up; the key is deleted only if it still holds this very lease."""
