@@ -13,7 +13,7 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("metrics", metrics_view, name="metrics"),  # 404 unless METRICS_MODE=token
     *(
         path(f"client/{name}", client_library.client_file, {"name": name}, name=name)
-        for name in client_library.CLIENT_FILES
+        for name in client_library.CLIENT_FILES.names
     ),
     *(
         path(
@@ -22,7 +22,7 @@ urlpatterns: list[URLPattern | URLResolver] = [
             {"name": name},
             name=f"console-{name or 'page'}",
         )
-        for name in console.CONSOLE_FILES
+        for name in console.CONSOLE_FILES.names
     ),
     path("api/sessions", sessions.session_list, name="api-sessions"),
     path("api/sessions/<str:session_id>", sessions.session, name="api-session"),

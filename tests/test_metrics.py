@@ -109,6 +109,13 @@ async def turn(socket: WebsocketCommunicator, reply: Reply, sdk: FakeSDK) -> lis
     return await frames_until(socket, "complete", "error")
 
 
+async def begin_long_turn(socket: WebsocketCommunicator, sdk: FakeSDK) -> None:
+    """Start a turn that streams, then hangs until stopped; return at its first text."""
+    sdk.answer(Reply(recorded("long_text"), hang_after=8))
+    await socket.send_json_to({"type": "message", "sessionId": SESSION, "message": "go"})
+    await frames_until(socket, "stream")
+
+
 async def settled() -> None:
     """Until the runner has left its turn (the metrics of the turn's end are counted
     before the terminal frame is published, so this is only for the runner's state)."""
@@ -164,9 +171,7 @@ async def test_a_stopped_turn_ends_as_stopped(sdk) -> None:
     moved = Moved()
     socket = await connect()
     await init(socket)
-    sdk.answer(Reply(recorded("long_text"), hang_after=8))
-    await socket.send_json_to({"type": "message", "sessionId": SESSION, "message": "go"})
-    await frames_until(socket, "stream")
+    await begin_long_turn(socket, sdk)
 
     await socket.send_json_to({"type": "stop", "sessionId": SESSION})
     complete = (await frames_until(socket, "complete", "error"))[-1]
@@ -232,9 +237,7 @@ async def test_rate_limit_busy_and_origin_refusals_are_counted(sdk, settings) ->
     # A turn under way: a second message is refused as busy.
     socket = await connect()
     await init(socket)
-    sdk.answer(Reply(recorded("long_text"), hang_after=8))
-    await socket.send_json_to({"type": "message", "sessionId": SESSION, "message": "go"})
-    await frames_until(socket, "stream")
+    await begin_long_turn(socket, sdk)
     await socket.send_json_to({"type": "message", "sessionId": SESSION, "message": "again"})
     busy = await frames_until(socket, "error")
     assert busy[-1]["code"] == "SESSION_BUSY"

@@ -12,45 +12,32 @@ Its WebSocket still passes the handshake's ``Origin`` check: the console's origi
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
-from django.http import HttpRequest, HttpResponse, HttpResponseBase
-from django.utils.cache import get_conditional_response
+from django.http import HttpRequest, HttpResponseBase
 from django.views.decorators.csrf import csrf_exempt
 
-from chat.api.errors import method_not_allowed
+from chat.api.bundled_files import BundledFiles
 
-CONSOLE_DIR = Path(__file__).resolve().parent.parent / "console"
-CONSOLE_METHODS = ("GET", "HEAD")
 #: The files served under /console/ ("" is the page itself), with their media types.
-CONSOLE_FILES = {
-    "": ("index.html", "text/html; charset=utf-8"),
-    "console.js": ("console.js", "text/javascript; charset=utf-8"),
-    "console.css": ("console.css", "text/css; charset=utf-8"),
-}
+CONSOLE_FILES = BundledFiles(
+    Path(__file__).resolve().parent.parent / "console",
+    {
+        "": ("index.html", "text/html; charset=utf-8"),
+        "console.js": ("console.js", "text/javascript; charset=utf-8"),
+        "console.css": ("console.css", "text/css; charset=utf-8"),
+    },
+)
 #: 'self' in connect-src covers ws:/wss: to this host and port (CSP Level 3).
 CONTENT_SECURITY_POLICY = (
     "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
     "img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 )
-#: Each file's bytes and ETag.
-BODIES = {
-    name: (body, f'"{hashlib.sha256(body).hexdigest()}"')
-    for name, (file_name, _type) in CONSOLE_FILES.items()
-    for body in [(CONSOLE_DIR / file_name).read_bytes()]
-}
 
 
-@csrf_exempt  # it reads no cookie; other methods get the 405 below, not a CSRF 403
+@csrf_exempt  # it reads no cookie; other methods get a 405, not a CSRF 403
 async def console_file(request: HttpRequest, name: str) -> HttpResponseBase:
     """One file of the console page, with the page's Content-Security-Policy."""
-    if request.method not in CONSOLE_METHODS:
-        return method_not_allowed(CONSOLE_METHODS)
-    body, etag = BODIES[name]
-    not_modified = get_conditional_response(request, etag=etag)
-    response = not_modified or HttpResponse(body, content_type=CONSOLE_FILES[name][1])
-    response["ETag"] = etag
-    response["Cache-Control"] = "no-cache"
+    response = CONSOLE_FILES.response(request, name)
     response["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
     return response
