@@ -20,6 +20,7 @@ from scripted_model.scripts import APP_TSX
 from scripted_model.server import ScriptedModelServer
 from tests.support.fixtures import FLEET_LEASE_SECONDS as LEASE_SECONDS
 from tests.support.live import ChatClient, LiveServer, a_request_held
+from tests.support.metrics import METRICS_ENV, Scrape, scrape
 from tests.support.redis import RedisServer
 
 pytestmark = [pytest.mark.timeout(150), pytest.mark.database]
@@ -155,6 +156,41 @@ async def test_a_killed_owner_mid_turn_gives_every_socket_the_terminal_error_and
     await on_a.close()
     await on_b.close()
     await on_c.close()
+
+
+async def test_each_server_counts_its_own_routed_frames_and_takeovers(fleet) -> None:
+    a, b = fleet("a", **METRICS_ENV), fleet("b", **METRICS_ENV)
+    on_a = await ChatClient.connect(a.ws_url)
+    await on_a.init("c7", files=FILES)  # a owns it
+    on_b = await ChatClient.connect(b.ws_url)
+    await on_b.init("c7")
+    at_a, at_b = Scrape(a), Scrape(b)
+
+    routed = await on_b.message("c7", "[script:echo]")
+
+    assert routed[-1]["type"] == "complete"
+    # The message sent to b ran on a: b routed frames there, a served them and ran it.
+    assert at_b.moved("dashboard_ai_routed_frames_total", direction="sent") >= 1
+    assert at_a.moved("dashboard_ai_routed_frames_total", direction="served") >= 1
+    assert at_a.moved("dashboard_ai_turns_started_total") == 1
+    assert at_b.moved("dashboard_ai_turns_started_total") == 0
+    assert at_b.moved("dashboard_ai_session_takeovers_total") == 0
+
+    a.kill()
+    deadline = time.monotonic() + LEASE_SECONDS + 5
+    while owned(b) == 0 and time.monotonic() < deadline:  # b's socket attends the session
+        await asyncio.sleep(0.2)
+    after = await on_b.message("c7", "[script:echo]")
+
+    assert after[-1]["type"] == "complete"
+    assert at_b.moved("dashboard_ai_session_takeovers_total") == 1
+    assert at_b.moved("dashboard_ai_turns_started_total") == 1
+    servers = [
+        dict(labels) for (name, labels) in scrape(b)[1] if name == "dashboard_ai_server_info"
+    ]
+    assert [labels["server_id"] for labels in servers] == ["b"]
+    await on_a.close()
+    await on_b.close()
 
 
 # PostgreSQL only: SQLite has one write lock for the whole database, and an owner paused

@@ -10,16 +10,15 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from chat.auth import NOBODY
 from chat.owners import server_id
 from scripted_model.server import ScriptedModelServer
 from tests.support.live import ChatClient, LiveServer, server_env
+from tests.support.metrics import METRICS_ENV, METRICS_TOKEN, Scrape, scrape
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 
-METRICS_TOKEN = "metrics-e2e-token-0123456789abcdef"
 SESSION_PREFIX = "metrics-e2e-"
 #: Every label the metrics may carry; none can hold a session id, a user or a path.
 LABEL_NAMES = {"outcome", "kind", "direction", "type", "reason", "server_id", "version", "le"}
@@ -30,46 +29,9 @@ def server(
     tmp_path_factory: pytest.TempPathFactory, shared_model: ScriptedModelServer
 ) -> Iterator[LiveServer]:
     data = tmp_path_factory.mktemp("metrics-e2e")
-    env = server_env(data, shared_model.url, METRICS_MODE="token", METRICS_TOKEN=METRICS_TOKEN)
+    env = server_env(data, shared_model.url, **METRICS_ENV)
     with LiveServer(data=data, env=env) as live:
         yield live
-
-
-Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
-
-
-def scrape(server: LiveServer) -> tuple[str, Samples]:
-    status, body = server.fetch("/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
-    assert status == 200
-    text = body.decode()
-    samples = {
-        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-    }
-    return text, samples
-
-
-class Scrape:
-    """The server's metrics when made, and how far they moved since."""
-
-    def __init__(self, server: LiveServer) -> None:
-        self.server = server
-        _, self.before = scrape(server)
-
-    def moved(self, name: str, **labels: str) -> float:
-        key = (name, tuple(sorted(labels.items())))
-        _, now = scrape(self.server)
-        return now.get(key, 0.0) - self.before.get(key, 0.0)
-
-
-def refusals(scrape_: Scrape) -> dict[str, float]:
-    _, now = scrape(scrape_.server)
-    return {
-        dict(labels)["reason"]: value - scrape_.before.get((name, labels), 0.0)
-        for (name, labels), value in now.items()
-        if name == "dashboard_ai_refusals_total"
-    }
 
 
 @pytest.fixture
@@ -137,7 +99,7 @@ async def test_a_model_529_counts_its_error_code(server: LiveServer, chat: ChatC
     assert (error["type"], error["code"]) == ("error", "MODEL_UNAVAILABLE")
     assert start.moved("dashboard_ai_turns_ended_total", outcome="MODEL_UNAVAILABLE") == 1
     assert start.moved("dashboard_ai_turns_ended_total", outcome="complete") == 0
-    assert not any(refusals(start).values())  # the model's trouble is no refusal
+    assert not any(start.refusals().values())  # the model's trouble is no refusal
 
 
 async def test_refused_paths_count_as_gate_refusals(server: LiveServer, chat: ChatClient) -> None:
@@ -151,7 +113,7 @@ async def test_refused_paths_count_as_gate_refusals(server: LiveServer, chat: Ch
     assert refused["code"] == "INVALID_PATH"
     assert frames[-1]["type"] == "complete"
     assert [f["isError"] for f in frames if f["type"] == "tool_result"] == [True]
-    assert {reason: n for reason, n in refusals(start).items() if n} == {
+    assert {reason: n for reason, n in start.refusals().items() if n} == {
         "path_gate": 1,
         "tool_gate": 1,
     }
