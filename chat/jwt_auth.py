@@ -3,7 +3,7 @@
 A token is accepted when its header names an allowed asymmetric algorithm
 (``AUTH_JWT_ALGORITHMS``: RS256, ES256; never HS*, never ``none``) that matches the
 type of the key its ``kid`` picks from the JWKS, its signature verifies with that key,
-``exp`` and ``nbf`` hold with ``AUTH_JWT_LEEWAY_SECONDS`` of leeway, ``iss`` and
+``exp`` is present and, with ``nbf``, holds with ``AUTH_JWT_LEEWAY_SECONDS`` of leeway, ``iss`` and
 ``aud`` are the configured ones and ``sub`` is a non-empty string. Anything else raises
 :class:`InvalidToken`, whose ``reason`` says why in one stable word.
 
@@ -57,6 +57,7 @@ Reason = Literal[
     "keys_unavailable",
     "bad_signature",
     "expired",
+    "no_expiry",
     "not_yet_valid",
     "wrong_issuer",
     "wrong_audience",
@@ -309,7 +310,11 @@ class JwtVerifier:
                 audience=self.audience,
                 issuer=self.issuer,
                 leeway=self.leeway_seconds,
-                options={"require": ["iss", "aud", "sub"], "enforce_minimum_key_length": True},
+                options={
+                    # A token without exp would stay valid for ever, open sockets included.
+                    "require": ["exp", "iss", "aud", "sub"],
+                    "enforce_minimum_key_length": True,
+                },
             )
         except jwt.PyJWTError as exc:
             raise InvalidToken(_reason(exc), kid=kid) from None
@@ -398,6 +403,7 @@ def _reason(exc: errors.PyJWTError) -> Reason:
             "iss": "wrong_issuer",
             "aud": "wrong_audience",
             "sub": "no_subject",
+            "exp": "no_expiry",
         }
         return missing.get(exc.claim, "malformed")
     if isinstance(exc, errors.InvalidAlgorithmError):

@@ -73,8 +73,8 @@ def test_a_token_without_iat_is_accepted(jwks_file, rsa_key) -> None:
     assert file_verifier(jwks_file).verify(rsa_key.mint(iat=None)).subject == "user-a"
 
 
-def test_a_token_without_exp_has_no_expiry(jwks_file, rsa_key) -> None:
-    assert file_verifier(jwks_file).verify(rsa_key.mint(exp=None)).expires_at is None
+def test_a_token_without_exp_is_refused(jwks_file, rsa_key) -> None:
+    assert refusal(file_verifier(jwks_file), rsa_key.mint(exp=None)) == "no_expiry"
 
 
 def test_an_audience_list_naming_ours_is_accepted(jwks_file, rsa_key) -> None:
