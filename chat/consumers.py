@@ -18,7 +18,7 @@ from channels.db import aclose_old_connections
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
-from chat import metrics, owners
+from chat import logouts, metrics, owners
 from chat.auth import NOBODY, SUBPROTOCOL, Identity, identify_socket
 from chat.credential_expiry import CredentialExpiry
 from chat.exceptions import (
@@ -108,6 +108,7 @@ class ChatConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
         self.identity: Identity = NOBODY
         self.names = owners.Names()
         self.expiry = CredentialExpiry(self)
+        self.login_group: str | None = None
         offered = self.scope.get("subprotocols") or []
         await self.accept(subprotocol=SUBPROTOCOL if SUBPROTOCOL in offered else None)
         await self.runtime.start()
@@ -123,6 +124,7 @@ class ChatConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
             return
         self.counted = True
         self.expiry.watch(self.identity.expires_at)
+        await self._join_login_group()
         self.runtime.sockets.track(self.close_with)
         logger.info("connection opened", extra=self._who())
 
@@ -136,6 +138,8 @@ class ChatConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
         if not self.counted:
             return
         self.expiry.cancel()
+        if self.login_group is not None:
+            await self.channel_layer.group_discard(self.login_group, self.channel_name)
         await self.runtime.per_client.close(self.client_address)
         self.runtime.sockets.forget(self.close_with)
         sessions, self.sessions = self.sessions, {}
@@ -260,6 +264,19 @@ class ChatConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
             session_id = about.session_id if about else None
             await self._send(error.model_copy(update={"session_id": session_id}).to_wire())
         metrics.error_answered(error.code)  # a refusal, when the code is one
+
+    async def _join_login_group(self) -> None:
+        """A socket of a Django login hears of its logout (:mod:`chat.logouts`)."""
+        session = self.scope.get("session")
+        session_key = getattr(session, "session_key", None)
+        if settings.AUTH_MODE == "django" and session_key and self.channel_layer is not None:
+            self.login_group = logouts.group_for(session_key)
+            await self.channel_layer.group_add(self.login_group, self.channel_name)
+
+    async def login_ended(self, event: dict[str, Any]) -> None:
+        """The Django login this socket connected with logged out: end it as expired."""
+        logger.info("websocket login ended", extra=self._who())
+        self.expiry.expire_now()
 
     async def end_expired(self) -> None:
         """The socket's credentials expired and its turns have ended: say so and close."""

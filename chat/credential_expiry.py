@@ -60,6 +60,11 @@ class CredentialExpiry:
             self._running.discard(frame.get("sessionId", ""))
             self._end_if_idle()
 
+    def expire_now(self) -> None:
+        """The credentials ended before their time (a logout)."""
+        self.cancel()
+        self._expire()
+
     def _expire(self) -> None:
         self.expired = True
         self._end_if_idle()

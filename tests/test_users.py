@@ -12,8 +12,10 @@ import pytest
 from asgiref.sync import sync_to_async
 from channels.auth import AuthMiddlewareStack
 from channels.testing import WebsocketCommunicator
+from django.contrib.sessions.models import Session
 from django.test import AsyncClient
 
+from chat import logouts
 from chat.consumers import ChatConsumer
 from chat.models import ChatSession, TurnRecord
 from chat.runtime import Runtime, reset_runtime
@@ -282,3 +284,66 @@ async def test_django_mode_uses_the_logged_in_users_session_cookie(sdk, settings
     assert (await anonymous.connect())[0]
     assert (await anonymous.receive_json_from(timeout=5))["code"] == "UNAUTHORIZED"
     assert (await AsyncClient().get("/api/sessions")).status_code == 401
+
+
+async def django_socket(client: AsyncClient, settings) -> WebsocketCommunicator:
+    """A socket with ``client``'s session cookie, as a browser of that login opens it."""
+    cookie = f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}"
+    app = AuthMiddlewareStack(ChatConsumer.as_asgi())
+    socket = WebsocketCommunicator(app, "/ws/chat", headers=[(b"cookie", cookie.encode())])
+    assert (await socket.connect())[0]
+    return socket
+
+
+async def test_a_django_logout_ends_that_logins_sockets_after_the_running_turn(
+    sdk, settings
+) -> None:
+    from django.contrib.auth.models import User
+
+    settings.AUTH_MODE = "django"
+    user = await sync_to_async(User.objects.create_user)("dave", password="pw-for-test-only")
+    laptop, phone = AsyncClient(), AsyncClient()  # two logins of one user
+    await laptop.aforce_login(user)
+    await phone.aforce_login(user)
+    on_laptop = await django_socket(laptop, settings)
+    on_phone = await django_socket(phone, settings)
+    await init(on_laptop, "d1")
+    await init(on_phone, "d2")
+    sdk.answer(Reply(recorded("long_text"), delay=0.02))
+    await on_laptop.send_json_to({"type": "message", "sessionId": "d1", "message": "hi"})
+    await frames_until(on_laptop, "stream")
+
+    await laptop.alogout()
+
+    # The running turn ends whole; then the socket is told and closed.
+    got = await frames_until(on_laptop, "complete")
+    assert got[-1]["stopped"] is False
+    after = await on_laptop.receive_json_from(timeout=5)
+    assert (after["type"], after["code"]) == ("error", "TOKEN_EXPIRED")
+    assert (await on_laptop.receive_output(timeout=5))["code"] == 4401
+    # The other login of the same user goes on.
+    sdk.answer(Reply(recorded("write_app")))
+    await on_phone.send_json_to({"type": "message", "sessionId": "d2", "message": "go"})
+    assert (await frames_until(on_phone, "complete"))[-1]["type"] == "complete"
+    await on_phone.disconnect()
+
+
+async def test_a_logout_works_when_the_channel_layer_does_not(sdk, settings, caplog) -> None:
+    from django.contrib.auth.models import User
+
+    class Unreachable:
+        async def group_send(self, group: str, message: dict) -> None:
+            raise ConnectionError("redis is down")
+
+    settings.AUTH_MODE = "django"
+    user = await sync_to_async(User.objects.create_user)("erin", password="pw-for-test-only")
+    client = AsyncClient()
+    await client.aforce_login(user)
+    key = client.session.session_key
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(logouts, "get_channel_layer", Unreachable)
+        await client.alogout()
+
+    assert not await sync_to_async(Session.objects.filter(session_key=key).exists)()
+    assert "ending a login's sockets failed" in caplog.text
+    assert key not in caplog.text
