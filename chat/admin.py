@@ -13,7 +13,7 @@ from django.conf import settings
 from django.contrib import admin
 from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, F, OuterRef, QuerySet, Subquery, Sum
+from django.db.models import Count, F, Sum
 from django.db.models.functions import TruncDate
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
@@ -23,7 +23,7 @@ from redis import Redis as SyncRedis
 from chat.cluster.connection import UNREACHABLE
 from chat.cluster.leases import lease_holders
 from chat.management.commands.sessions import size
-from chat.models import ChatSession, TurnOutcome, TurnRecord
+from chat.models import ChatSession, TurnRecord
 from chat.runtime import get_runtime
 from workspaces import storage
 
@@ -114,67 +114,50 @@ class ChatSessionAdmin(ReadOnlyAdmin):
         return getattr(record, "server", None) or "-"
 
 
-def _outcome(field: str) -> Subquery:
-    """A key of the stored terminal frame of a turn, when it was kept (clientMessageId)."""
-    return Subquery(
-        TurnOutcome.objects.filter(
-            session=OuterRef("session"), client_message_id=OuterRef("client_message_id")
-        ).values(field)[:1]
-    )
-
-
 @admin.register(TurnRecord)
 class TurnRecordAdmin(ReadOnlyAdmin):
-    """The turns, newest first; duration, tokens and outcome from the stored terminal frame."""
+    """The turns, newest first, with how each ended (recorded as it ended; turns older
+    than migration 0008 show "-")."""
 
     list_display = (
         "created_at",
         "session",
-        "finished",
+        "outcome_shown",
         "cost",
-        "outcome",
         "duration",
+        "first_text",
         "tokens",
     )
     list_select_related = ("session",)
-    list_filter = ("finished",)
+    list_filter = ("finished", "outcome")
     search_fields = ("session__session_id", "session__owner", "session__public_id")
     date_hierarchy = "created_at"
     ordering = ("-created_at", "-pk")
     list_per_page = 100
 
-    def get_queryset(self, request: HttpRequest) -> QuerySet[TurnRecord]:
-        turns: QuerySet[TurnRecord] = super().get_queryset(request)
-        return turns.annotate(outcome_frame=_outcome("frame"))
-
     @admin.display(description="cost $", ordering="cost_usd")
     def cost(self, turn: TurnRecord) -> str:
         return f"{turn.cost_usd:.4f}"
 
-    def _frame(self, turn: TurnRecord) -> dict[str, Any]:
-        frame = getattr(turn, "outcome_frame", None)
-        return frame if isinstance(frame, dict) else {}
+    @admin.display(description="outcome", ordering="outcome")
+    def outcome_shown(self, turn: TurnRecord) -> str:
+        if not turn.finished:
+            return "running"
+        return turn.outcome or "-"
 
-    @admin.display(description="outcome (stored ones only)")
-    def outcome(self, turn: TurnRecord) -> str:
-        frame = self._frame(turn)
-        if not frame:
-            return "running" if not turn.finished else "-"
-        if frame.get("type") == "complete":
-            return "stopped" if frame.get("stopped") else "complete"
-        return str(frame.get("code") or frame.get("type") or "-")
-
-    @admin.display(description="duration s")
+    @admin.display(description="duration s", ordering="duration_ms")
     def duration(self, turn: TurnRecord) -> str:
-        milliseconds = self._frame(turn).get("durationMs")
-        return f"{milliseconds / 1000:.1f}" if isinstance(milliseconds, int) else "-"
+        return "-" if turn.duration_ms is None else f"{turn.duration_ms / 1000:.1f}"
+
+    @admin.display(description="first text s", ordering="first_text_ms")
+    def first_text(self, turn: TurnRecord) -> str:
+        return "-" if turn.first_text_ms is None else f"{turn.first_text_ms / 1000:.2f}"
 
     @admin.display(description="tokens in / out")
     def tokens(self, turn: TurnRecord) -> str:
-        usage = self._frame(turn).get("usage")
-        if not isinstance(usage, dict):
+        if turn.input_tokens is None and turn.output_tokens is None:
             return "-"
-        return f"{usage.get('inputTokens', 0)} / {usage.get('outputTokens', 0)}"
+        return f"{turn.input_tokens or 0} / {turn.output_tokens or 0}"
 
     def get_urls(self) -> list[URLPattern]:
         per_day = path(

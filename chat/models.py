@@ -62,6 +62,14 @@ class TurnRecord(models.Model):
     finished = models.BooleanField(default=True)
     cost_usd = models.FloatField(default=0.0)  # what the model cost, summed for spend quotas
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    # How it ended, for operators (the admin): "complete", "stopped" or the terminal
+    # error's code ("" until it ends), and its "turn ended" log line's figures; a turn
+    # another owner left unfinished has no duration or tokens.
+    outcome = models.CharField(max_length=40, blank=True, default="")
+    duration_ms = models.IntegerField(null=True, blank=True)
+    first_text_ms = models.IntegerField(null=True, blank=True)
+    input_tokens = models.IntegerField(null=True, blank=True)
+    output_tokens = models.IntegerField(null=True, blank=True)
 
     class Meta:
         ordering = ["pk"]

@@ -18,7 +18,7 @@ from django.contrib.auth.models import Permission, User
 from redis import Redis
 
 from chat.cluster.keys import lease_key
-from chat.models import ChatSession, TurnOutcome, TurnRecord
+from chat.models import ChatSession, TurnRecord
 from tests.support.live import ROOT
 from tests.support.ports import free_port
 
@@ -61,20 +61,14 @@ def records(db):
     )
     day = datetime(2026, 11, 30, 12, tzinfo=UTC)
     TurnRecord.objects.filter(pk__in=[first.pk, second.pk]).update(created_at=day)
-    TurnOutcome.objects.create(
-        session=session,
-        client_message_id="m1",
-        frame={
-            "type": "complete",
-            "stopped": False,
-            "durationMs": 4200,
-            "usage": {"inputTokens": 1234, "outputTokens": 567},
-            "costUsd": 0.25,
-        },
+    TurnRecord.objects.filter(pk=first.pk).update(
+        outcome="complete",
+        duration_ms=4200,
+        first_text_ms=640,
+        input_tokens=1234,
+        output_tokens=567,
     )
-    TurnOutcome.objects.create(
-        session=session, client_message_id="m2", frame={"type": "error", "code": "MODEL_OVERLOADED"}
-    )
+    TurnRecord.objects.filter(pk=second.pk).update(outcome="MODEL_UNAVAILABLE", duration_ms=900)
     return session
 
 
@@ -156,7 +150,8 @@ def test_staff_sees_the_turns_with_duration_tokens_and_outcome(client, records) 
     assert "0.2500" in page and "0.1250" in page
     assert "4.2" in page
     assert "1234 / 567" in page
-    assert "MODEL_OVERLOADED" in page
+    assert "MODEL_UNAVAILABLE" in page
+    assert "0.64" in page  # the first text
 
 
 @enabled

@@ -18,7 +18,7 @@ from claude_agent_sdk import CLIConnectionError
 
 from chat.agent.pool import AgentPool
 from chat.exceptions import NothingToUndo, SessionBusy
-from chat.models import TurnOutcome
+from chat.models import TurnOutcome, TurnRecord
 from chat.protocol import InitFrame, MessageFrame, UndoFrame
 from chat.session import store
 from chat.session.event_stream import EventStream
@@ -141,6 +141,31 @@ async def test_a_message_runs_one_turn_to_one_complete_frame(sessions) -> None:
     assert [f["seq"] for f in socket.frames] == list(range(0, len(socket.frames)))
     assert len(socket.of(*TERMINAL)) == 1
     assert runner.state is RunnerState.IDLE and sessions.sdk.queries == ["hello"]
+
+
+async def test_a_turns_record_holds_how_it_ended(sessions) -> None:
+    _, socket, complete = await sessions.one_turn()
+    sessions.sdk.answer(hanging())
+    runner = sessions.registry.live("s1")
+    assert runner is not None
+    streamed = len(socket.of("stream"))
+    await runner.submit(socket, message(client_id="m2"))
+    await socket.until(lambda frames: len(socket.of("stream")) > streamed)
+    runner.stop()
+    await socket.terminal(2)
+    await runner.wait_idle()
+    sessions.sdk.answer(Reply(recorded("overloaded_529")))
+    await runner.submit(socket, message(client_id="m3"))
+    error = await socket.terminal(3)
+    await runner.wait_idle()
+
+    rows = [row async for row in TurnRecord.objects.filter(session__session_id="s1")]
+    assert [row.outcome for row in rows] == ["complete", "stopped", error["code"]]
+    first = rows[0]
+    assert first.input_tokens == complete["usage"]["inputTokens"]
+    assert first.output_tokens == complete["usage"]["outputTokens"]
+    assert first.duration_ms is not None and first.duration_ms >= first.first_text_ms >= 0
+    assert rows[2].input_tokens is None and rows[2].duration_ms is not None
 
 
 async def test_a_second_message_during_a_turn_is_session_busy(sessions) -> None:
@@ -520,8 +545,9 @@ async def test_each_turn_ends_with_one_log_line_of_its_figures(sessions, caplog)
     )
     assert line.costUsd == complete["costUsd"]
 
+    streamed = len(socket.of("stream"))
     await runner.submit(socket, message(client_id="m2"))
-    await socket.until(lambda frames: any(f["type"] == "stream" for f in frames[-3:]))
+    await socket.until(lambda frames: len(socket.of("stream")) > streamed)
     runner.stop()
     await socket.terminal(2)
     await runner.wait_idle()

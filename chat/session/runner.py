@@ -609,6 +609,8 @@ class SessionRunner:
         turn.terminal = wire = self.stream.stamp(
             terminal, advance=True, client_message_id=turn.client_message_id
         )
+        summary = turn.summary(terminal)
+        ran_here = state_id is None  # else another owner ran it: no figures of its own
         try:
             await store.finish_turn(
                 state_id or turn.state_id,
@@ -616,6 +618,7 @@ class SessionRunner:
                 client_message_id=turn.client_message_id,
                 counted=turn.counted,
                 cost_usd=turn.cost_usd,
+                summary=summary if ran_here else {"outcome": summary.get("outcome", "")},
             )
             await store.record_outcome(
                 self.session_id, self.stream.seq, turn.client_message_id, wire
@@ -624,9 +627,8 @@ class SessionRunner:
             logger.exception(
                 "storing the turn's outcome failed", extra={"sessionId": self.session_id}
             )
-        summary = turn.summary(terminal)
         logger.info("turn ended", extra={"sessionId": self.session_id, **summary})
-        metrics.turn_ended(summary, ran_here=state_id is None)
+        metrics.turn_ended(summary, ran_here=ran_here)
         await self._end_quota_turn()
         self.turn = None
         self._release(RunnerState.TURN)

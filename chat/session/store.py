@@ -87,16 +87,24 @@ async def finish_turn(
     client_message_id: str | None,
     counted: bool,
     cost_usd: float = 0.0,
+    summary: dict[str, Any] | None = None,
 ) -> None:
     """What undoing the turn must know: where its conversation ends (its last assistant
-    message), its client id, and whether it was counted in the message count; and what
-    it cost (the owner's spend per day)."""
+    message), its client id, and whether it was counted in the message count; what it
+    cost (the owner's spend per day); and how it ended, from ``summary`` (the fields of
+    its ``turn ended`` log line, :meth:`chat.session.turn.Turn.summary`)."""
+    ended = summary or {}
     await TurnRecord.objects.filter(state_id=state_id).aupdate(
         resume_at=resume_at or "",
         client_message_id=client_message_id or "",
         counted=counted,
         finished=True,
         cost_usd=cost_usd,
+        outcome=str(ended.get("outcome", ""))[:40],
+        duration_ms=ended.get("durationMs"),
+        first_text_ms=ended.get("firstTextMs"),
+        input_tokens=ended.get("inputTokens"),
+        output_tokens=ended.get("outputTokens"),
     )
 
 
