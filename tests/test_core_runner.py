@@ -133,6 +133,16 @@ def hanging() -> Reply:
     return Reply(recorded("long_text"), hang_after=8)
 
 
+async def stopped_turn(runner: SessionRunner, socket: Socket, *, client_id: str, nth: int) -> None:
+    """Send a message, stop its turn at its first text, and wait for its ``nth`` terminal."""
+    streamed = len(socket.of("stream"))
+    await runner.submit(socket, message(client_id=client_id))
+    await socket.until(lambda frames: len(socket.of("stream")) > streamed)
+    runner.stop()
+    await socket.terminal(nth)
+    await runner.wait_idle()
+
+
 async def test_a_message_runs_one_turn_to_one_complete_frame(sessions) -> None:
     runner, socket, complete = await sessions.one_turn()
 
@@ -148,12 +158,7 @@ async def test_a_turns_record_holds_how_it_ended(sessions) -> None:
     sessions.sdk.answer(hanging())
     runner = sessions.registry.live("s1")
     assert runner is not None
-    streamed = len(socket.of("stream"))
-    await runner.submit(socket, message(client_id="m2"))
-    await socket.until(lambda frames: len(socket.of("stream")) > streamed)
-    runner.stop()
-    await socket.terminal(2)
-    await runner.wait_idle()
+    await stopped_turn(runner, socket, client_id="m2", nth=2)
     sessions.sdk.answer(Reply(recorded("overloaded_529")))
     await runner.submit(socket, message(client_id="m3"))
     error = await socket.terminal(3)
@@ -545,10 +550,5 @@ async def test_each_turn_ends_with_one_log_line_of_its_figures(sessions, caplog)
     )
     assert line.costUsd == complete["costUsd"]
 
-    streamed = len(socket.of("stream"))
-    await runner.submit(socket, message(client_id="m2"))
-    await socket.until(lambda frames: len(socket.of("stream")) > streamed)
-    runner.stop()
-    await socket.terminal(2)
-    await runner.wait_idle()
+    await stopped_turn(runner, socket, client_id="m2", nth=2)
     assert [r.outcome for r in turn_lines(caplog)] == ["complete", "stopped"]
