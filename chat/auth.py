@@ -58,12 +58,18 @@ def socket_tokens(scope: dict[str, Any]) -> list[str]:
     return [token for token in tokens if token]
 
 
-def request_tokens(request: HttpRequest) -> list[str]:
-    """The tokens a request presents: ``Authorization: Bearer``, then ``?token=`` values."""
-    tokens = []
+def bearer_token(request: HttpRequest) -> str | None:
+    """The token of the request's ``Authorization: Bearer <token>`` header, if any."""
     scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() == "bearer" and credentials.strip():
-        tokens.append(credentials.strip())
+        return credentials.strip()
+    return None
+
+
+def request_tokens(request: HttpRequest) -> list[str]:
+    """The tokens a request presents: ``Authorization: Bearer``, then ``?token=`` values."""
+    bearer = bearer_token(request)
+    tokens = [bearer] if bearer else []
     return tokens + [token for token in request.GET.getlist("token") if token]
 
 

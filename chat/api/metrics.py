@@ -17,6 +17,7 @@ from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_late
 
 from chat import metrics
 from chat.api.errors import error_response, method_not_allowed
+from chat.auth import bearer_token
 
 METRICS_METHODS = ("GET", "HEAD")
 
@@ -28,18 +29,11 @@ async def metrics_view(request: HttpRequest) -> HttpResponse:
         raise Http404
     if request.method not in METRICS_METHODS:
         return method_not_allowed(METRICS_METHODS)
-    if not _bearer_matches(request.headers.get("Authorization", ""), settings.METRICS_TOKEN):
+    presented, expected = bearer_token(request) or "", settings.METRICS_TOKEN
+    if not expected or not hmac.compare_digest(presented.encode(), expected.encode()):
         response = error_response(
             status=401, code="UNAUTHORIZED", message="Send the metrics token as a Bearer token."
         )
         response["WWW-Authenticate"] = 'Bearer realm="metrics"'
         return response
     return HttpResponse(generate_latest(metrics.REGISTRY), content_type=CONTENT_TYPE_PLAIN_0_0_4)
-
-
-def _bearer_matches(header: str, token: str) -> bool:
-    """Whether ``header`` is ``Bearer <token>``, compared in constant time."""
-    scheme, _, presented = header.partition(" ")
-    if scheme.lower() != "bearer" or not token:
-        return False
-    return hmac.compare_digest(presented.strip().encode(), token.encode())
