@@ -156,12 +156,12 @@ for _direction in ("sent", "served"):
 # --- the choke points ----------------------------------------------------------
 
 
-def turn_ended(summary: dict[str, Any], *, ran_here: bool = True) -> None:
+def turn_ended(summary: dict[str, Any]) -> None:
     """A turn ended; ``summary`` is its ``turn ended`` log line's fields
     (:meth:`chat.session.turn.Turn.summary`). A turn a previous owner left unfinished
-    (``ran_here`` false) counts its outcome only: it has no duration here."""
+    comes with its outcome only: it has no duration here, nor anything else to count."""
     turns_ended.labels(_code(str(summary.get("outcome", "INTERNAL")))).inc()
-    if not ran_here:
+    if summary.get("durationMs") is None:
         return
     turn_seconds.observe(summary["durationMs"] / 1000)
     if summary.get("firstTextMs") is not None:

@@ -610,7 +610,8 @@ class SessionRunner:
             terminal, advance=True, client_message_id=turn.client_message_id
         )
         summary = turn.summary(terminal)
-        ran_here = state_id is None  # else another owner ran it: no figures of its own
+        # A turn another owner left unfinished has no figures of its own: its outcome only.
+        figures = summary if state_id is None else {"outcome": summary.get("outcome", "")}
         try:
             await store.finish_turn(
                 state_id or turn.state_id,
@@ -618,7 +619,7 @@ class SessionRunner:
                 client_message_id=turn.client_message_id,
                 counted=turn.counted,
                 cost_usd=turn.cost_usd,
-                summary=summary if ran_here else {"outcome": summary.get("outcome", "")},
+                summary=figures,
             )
             await store.record_outcome(
                 self.session_id, self.stream.seq, turn.client_message_id, wire
@@ -628,7 +629,7 @@ class SessionRunner:
                 "storing the turn's outcome failed", extra={"sessionId": self.session_id}
             )
         logger.info("turn ended", extra={"sessionId": self.session_id, **summary})
-        metrics.turn_ended(summary, ran_here=ran_here)
+        metrics.turn_ended(figures)
         await self._end_quota_turn()
         self.turn = None
         self._release(RunnerState.TURN)
